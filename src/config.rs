@@ -1,0 +1,379 @@
+//! Settings: loading, layering and validation.
+//!
+//! Owns: the typed [`Settings`], the three layers (built-in `config/default.toml`, the
+//! `--config` file, `FILETRIGGER__SECTION__KEY` environment variables), rejecting unknown
+//! keys and bad values with a message that names the key, and preparing the two
+//! directories.
+//! Does not own: what the values mean at run time (each subsystem reads its own section).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use config::{Config, Environment, File, FileFormat, Value};
+use serde::Deserialize;
+
+use crate::error::ConfigError;
+
+/// The built-in defaults, which also document every key.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// Every key there is, `section.key`. `config/default.toml` documents each of them.
+pub const KEYS: &[&str] = &[
+    "server.listen",
+    "server.public_url",
+    "watch.dir",
+    "watch.recursive",
+    "watch.settle_ms",
+    "watch.include",
+    "watch.exclude",
+    "watch.rescan_interval_s",
+    "state.dir",
+    "trigger.retry_after_s",
+    "trigger.max_content_bytes",
+];
+
+/// The whole configuration, validated.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// `[server]`
+    pub server: ServerSettings,
+    /// `[watch]`
+    pub watch: WatchSettings,
+    /// `[state]`
+    pub state: StateSettings,
+    /// `[trigger]`
+    pub trigger: TriggerSettings,
+}
+
+/// `[server]`: where to listen and how clients reach us.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    /// `server.listen`
+    pub listen: SocketAddr,
+    /// `server.public_url`, without a trailing `/`.
+    #[serde(default)]
+    pub public_url: Option<String>,
+}
+
+/// `[watch]`: what to watch and when a file counts as complete.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatchSettings {
+    /// `watch.dir`
+    pub dir: PathBuf,
+    /// `watch.recursive`
+    pub recursive: bool,
+    /// `watch.settle_ms`
+    pub settle_ms: u64,
+    /// `watch.include`
+    pub include: Vec<String>,
+    /// `watch.exclude`
+    pub exclude: Vec<String>,
+    /// `watch.rescan_interval_s`
+    pub rescan_interval_s: u64,
+}
+
+/// `[state]`: where the index lives.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateSettings {
+    /// `state.dir`
+    pub dir: PathBuf,
+}
+
+/// `[trigger]`: the shape of the answers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerSettings {
+    /// `trigger.retry_after_s`
+    pub retry_after_s: u32,
+    /// `trigger.max_content_bytes`
+    pub max_content_bytes: u64,
+}
+
+/// Loads the three layers and validates the result.
+///
+/// `env` is the process environment (or a test's map); only `FILETRIGGER__*` entries
+/// are read.
+///
+/// # Errors
+/// [`ConfigError`] naming the key and the problem: an unreadable file, an unknown key, a
+/// value of the wrong type or out of range.
+pub fn load(
+    file: Option<&Path>,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Settings, ConfigError> {
+    let env: HashMap<String, String> = env
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("FILETRIGGER__"))
+        .collect();
+    let mut builder = Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml));
+    if let Some(path) = file {
+        if !path.is_file() {
+            return Err(ConfigError::File {
+                path: path.to_path_buf(),
+                problem: if path.exists() {
+                    "not a regular file".into()
+                } else {
+                    "no such file".into()
+                },
+            });
+        }
+        builder = builder.add_source(File::from(path).format(FileFormat::Toml));
+    }
+    builder = builder.add_source(
+        Environment::with_prefix("FILETRIGGER")
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(true)
+            .list_separator(",")
+            .with_list_parse_key("watch.include")
+            .with_list_parse_key("watch.exclude")
+            .source(Some(env)),
+    );
+    let config = builder.build().map_err(ConfigError::from_config)?;
+    reject_unknown_keys(&config)?;
+    let settings: Settings = config.try_deserialize().map_err(ConfigError::from_config)?;
+    settings.validate()
+}
+
+/// Finds the first key that is not in [`KEYS`], with where it came from.
+fn reject_unknown_keys(config: &Config) -> Result<(), ConfigError> {
+    let sections: HashMap<String, serde::de::IgnoredAny> = config
+        .clone()
+        .try_deserialize()
+        .map_err(ConfigError::from_config)?;
+    let mut sections: Vec<String> = sections.into_keys().collect();
+    sections.sort();
+    for section in sections {
+        let known_section = KEYS
+            .iter()
+            .any(|k| k.split('.').next() == Some(section.as_str()));
+        let table = config.get_table(&section).ok().filter(|_| known_section);
+        let Some(table) = table else {
+            return Err(ConfigError::Invalid {
+                key: section,
+                problem: format!("unknown section; known keys are {}", KEYS.join(", ")),
+            });
+        };
+        let mut names: Vec<_> = table.into_iter().collect();
+        names.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, v) in names {
+            let key = format!("{section}.{name}");
+            if !KEYS.contains(&key.as_str()) {
+                return Err(unknown(&key, &v));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn unknown(key: &str, value: &Value) -> ConfigError {
+    let origin = value
+        .origin()
+        .map(|o| format!(" (from {o})"))
+        .unwrap_or_default();
+    ConfigError::Invalid {
+        key: key.to_string(),
+        problem: format!("unknown key{origin}; known keys are {}", KEYS.join(", ")),
+    }
+}
+
+impl Settings {
+    /// Range and syntax checks that serde's types do not express.
+    fn validate(mut self) -> Result<Settings, ConfigError> {
+        fn bad(key: &str, problem: impl Into<String>) -> ConfigError {
+            ConfigError::Invalid {
+                key: key.to_string(),
+                problem: problem.into(),
+            }
+        }
+        if let Some(url) = self.server.public_url.take() {
+            let trimmed = url.trim().trim_end_matches('/').to_string();
+            let uri: hyper::Uri = trimmed
+                .parse()
+                .map_err(|e| bad("server.public_url", format!("`{url}` is not a URL: {e}")))?;
+            match uri.scheme_str() {
+                Some("http") | Some("https") => {}
+                _ => {
+                    return Err(bad(
+                        "server.public_url",
+                        format!("`{url}` must start with http:// or https://"),
+                    ))
+                }
+            }
+            if uri.authority().is_none() || uri.query().is_some() || trimmed.contains('#') {
+                return Err(bad(
+                    "server.public_url",
+                    format!("`{url}` must be scheme://host[:port][/prefix], with no query"),
+                ));
+            }
+            self.server.public_url = Some(trimmed);
+        }
+        if self.watch.dir.as_os_str().is_empty() {
+            return Err(bad("watch.dir", "must not be empty"));
+        }
+        if self.state.dir.as_os_str().is_empty() {
+            return Err(bad("state.dir", "must not be empty"));
+        }
+        if self.watch.settle_ms > 86_400_000 {
+            return Err(bad("watch.settle_ms", "must be at most 86400000 (one day)"));
+        }
+        if self.watch.rescan_interval_s == 0 {
+            return Err(bad("watch.rescan_interval_s", "must be at least 1"));
+        }
+        if self.trigger.retry_after_s > 86_400 {
+            return Err(bad("trigger.retry_after_s", "must be at most 86400"));
+        }
+        crate::filter::Filter::new(&self.watch.include, &self.watch.exclude)?;
+        Ok(self)
+    }
+
+    /// Creates the watched and state directories if missing and checks they are usable:
+    /// `watch.dir` a directory, `state.dir` a writable directory.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming `watch.dir` or `state.dir`.
+    pub fn prepare_dirs(&self) -> Result<(), ConfigError> {
+        prepare_dir("watch.dir", &self.watch.dir)?;
+        prepare_dir("state.dir", &self.state.dir)?;
+        let probe = self
+            .state
+            .dir
+            .join(format!(".filetrigger-write-test-{}", std::process::id()));
+        std::fs::write(&probe, b"ok").map_err(|e| ConfigError::Invalid {
+            key: "state.dir".into(),
+            problem: format!("{} is not writable: {e}", self.state.dir.display()),
+        })?;
+        let _ = std::fs::remove_file(&probe);
+        Ok(())
+    }
+}
+
+fn prepare_dir(key: &str, dir: &Path) -> Result<(), ConfigError> {
+    match std::fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => Err(ConfigError::Invalid {
+            key: key.into(),
+            problem: format!("{} exists but is not a directory", dir.display()),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(dir).map_err(|e| ConfigError::Invalid {
+                key: key.into(),
+                problem: format!("cannot create {}: {e}", dir.display()),
+            })
+        }
+        Err(e) => Err(ConfigError::Invalid {
+            key: key.into(),
+            problem: format!("cannot use {}: {e}", dir.display()),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_load_without_file_or_environment() {
+        let s = load(None, env(&[])).unwrap();
+        assert_eq!(s.server.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(s.server.public_url, None);
+        assert_eq!(s.watch.dir, PathBuf::from("./inbox"));
+        assert!(s.watch.recursive);
+        assert_eq!(s.watch.settle_ms, 2000);
+        assert_eq!(s.watch.include, vec!["**"]);
+        assert!(s.watch.exclude.contains(&"*.crdownload".to_string()));
+        assert_eq!(s.watch.rescan_interval_s, 300);
+        assert_eq!(s.state.dir, PathBuf::from("./state"));
+        assert_eq!(s.trigger.retry_after_s, 15);
+        assert_eq!(s.trigger.max_content_bytes, 16 * 1024 * 1024);
+    }
+
+    #[test]
+    fn every_key_is_documented_in_default_toml() {
+        for key in KEYS {
+            let (section, name) = key.split_once('.').unwrap();
+            assert!(
+                DEFAULT_TOML.contains(&format!("[{section}]")),
+                "section {section} missing"
+            );
+            assert!(
+                DEFAULT_TOML.contains(&format!("{name} = ")),
+                "{key} is not documented in config/default.toml"
+            );
+        }
+    }
+
+    #[test]
+    fn environment_overrides_file_which_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f.toml");
+        std::fs::write(&file, "[watch]\nsettle_ms = 500\ndir = \"/from/file\"\n").unwrap();
+        let s = load(
+            Some(&file),
+            env(&[
+                ("FILETRIGGER__WATCH__DIR", "/from/env"),
+                ("FILETRIGGER__WATCH__EXCLUDE", "*.a,*.b"),
+                ("OTHER", "ignored"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.watch.settle_ms, 500);
+        assert_eq!(s.watch.dir, PathBuf::from("/from/env"));
+        assert_eq!(s.watch.exclude, vec!["*.a", "*.b"]);
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = load(None, env(&[("FILETRIGGER__WATCH__SETTLE", "5")])).unwrap_err();
+        assert!(err.to_string().contains("watch.settle"), "{err}");
+        let err = load(None, env(&[("FILETRIGGER__NOPE__X", "5")])).unwrap_err();
+        assert!(err.to_string().contains("nope"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        for (k, v, key) in [
+            ("FILETRIGGER__WATCH__SETTLE_MS", "abc", "watch.settle_ms"),
+            ("FILETRIGGER__SERVER__LISTEN", "localhost", "server.listen"),
+            (
+                "FILETRIGGER__SERVER__PUBLIC_URL",
+                "ftp://x",
+                "server.public_url",
+            ),
+            (
+                "FILETRIGGER__WATCH__RESCAN_INTERVAL_S",
+                "0",
+                "watch.rescan_interval_s",
+            ),
+            ("FILETRIGGER__WATCH__EXCLUDE", "a[", "watch.exclude"),
+        ] {
+            let err = load(None, env(&[(k, v)])).unwrap_err();
+            assert!(err.to_string().contains(key), "{k}={v}: {err}");
+        }
+    }
+
+    #[test]
+    fn public_url_loses_its_trailing_slash() {
+        let s = load(
+            None,
+            env(&[("FILETRIGGER__SERVER__PUBLIC_URL", "https://gw.example/ft/")]),
+        )
+        .unwrap();
+        assert_eq!(
+            s.server.public_url.as_deref(),
+            Some("https://gw.example/ft")
+        );
+    }
+}

@@ -1,0 +1,496 @@
+//! Discovery: from watcher events and scans to settled file versions in the index.
+//!
+//! Owns: the one task that reacts to [`WatchMsg`]s, schedules full and subtree scans
+//! (start-up, watcher overflow, new directories, the periodic safety net), feeds the
+//! [`Settler`], and sends settled versions and removals to the index writer. It marks the
+//! daemon ready once the watcher runs and the start-up scan has walked the tree.
+//! Does not own: the notify thread (`watch`), walking (`scan`), or the store (`index`).
+
+use std::collections::{HashSet, VecDeque};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind, RenameMode};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::IndexError;
+use crate::filter::Filter;
+use crate::health::Health;
+use crate::index::{FileVersion, IndexReader, WriteOp, WriterHandle};
+use crate::scan::{self, ScanReport};
+use crate::settle::Settler;
+use crate::stamp::Stamp;
+use crate::watch::WatchMsg;
+
+/// Candidates are handed from a scan thread in batches of this size.
+const BATCH: usize = 512;
+/// Due files are stat'ed in batches of at most this many.
+const DUE_BATCH: usize = 4096;
+/// Subtree scans that may run at once.
+const MAX_SUBTREE_SCANS: usize = 2;
+/// A new directory is scanned again after this delay: notify adds its watch only after
+/// reporting it, so files written in between are found by the second look.
+const NEW_DIR_FOLLOW_UP: Duration = Duration::from_millis(500);
+
+/// What discovery needs.
+#[derive(Debug)]
+pub struct Discover {
+    /// The watched directory, absolute.
+    pub root: PathBuf,
+    /// `watch.recursive`
+    pub recursive: bool,
+    /// `watch.settle_ms`
+    pub settle: Duration,
+    /// `watch.rescan_interval_s`
+    pub rescan_every: Duration,
+    /// `watch.include` / `watch.exclude`
+    pub filter: Arc<Filter>,
+    /// Read side of the index (to skip known versions while scanning).
+    pub reader: IndexReader,
+    /// Write side of the index.
+    pub writer: WriterHandle,
+    /// Status for `/healthz`.
+    pub health: Arc<Health>,
+}
+
+/// What scan threads send back.
+enum Found {
+    Candidates(Vec<FileVersion>),
+    Gone(Vec<(Vec<u8>, Stamp)>),
+    /// A full scan has walked the whole tree (its deletion check may still run).
+    Walked(ScanReport),
+}
+
+/// The result of looking at one event's path.
+enum Looked {
+    File(FileVersion, bool),
+    NewDir(Vec<u8>),
+    Gone(Vec<u8>),
+    Nothing,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ScanKind {
+    Full,
+    Subtree,
+}
+
+struct State {
+    d: Discover,
+    settler: Settler,
+    scans: JoinSet<ScanKind>,
+    found_tx: mpsc::Sender<Found>,
+    full_running: bool,
+    full_again: Option<&'static str>,
+    subtrees_running: usize,
+    subtree_queue: VecDeque<Vec<u8>>,
+    follow_ups: VecDeque<(Instant, Vec<u8>)>,
+    walked_once: bool,
+    token: CancellationToken,
+}
+
+/// Runs discovery until `token` is cancelled.
+///
+/// # Errors
+/// [`IndexError::WriterGone`] if the index writer stops underneath it.
+pub async fn run(
+    d: Discover,
+    mut watch_rx: mpsc::Receiver<WatchMsg>,
+    dropped: Arc<AtomicBool>,
+    token: CancellationToken,
+) -> Result<(), IndexError> {
+    let (found_tx, mut found_rx) = mpsc::channel(64);
+    let rescan_every = d.rescan_every;
+    let mut st = State {
+        settler: Settler::new(d.settle),
+        d,
+        scans: JoinSet::new(),
+        found_tx,
+        full_running: false,
+        full_again: None,
+        subtrees_running: 0,
+        subtree_queue: VecDeque::new(),
+        follow_ups: VecDeque::new(),
+        walked_once: false,
+        token: token.clone(),
+    };
+    st.d.health.set_watcher("inotify");
+    st.request_full("start-up");
+    let mut rescan =
+        tokio::time::interval_at(tokio::time::Instant::now() + rescan_every, rescan_every);
+    rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut msgs = Vec::with_capacity(1024);
+    let mut watching = true;
+    loop {
+        let deadline = match (st.settler.next_due(), st.follow_ups.front()) {
+            (Some(a), Some((b, _))) => Some(a.min(*b)),
+            (a, b) => a.or(b.map(|(t, _)| *t)),
+        };
+        tokio::select! {
+            biased;
+            _ = token.cancelled() => break,
+            n = watch_rx.recv_many(&mut msgs, 1024), if watching => {
+                if n == 0 {
+                    // The watcher is gone; only the periodic rescan is left.
+                    watching = false;
+                    st.d.health.set_watcher("degraded");
+                    tracing::warn!("the file-system watcher stopped; relying on periodic rescans");
+                }
+                st.on_watch(std::mem::take(&mut msgs)).await?;
+            }
+            Some(found) = found_rx.recv() => st.on_found(found).await?,
+            Some(done) = st.scans.join_next(), if !st.scans.is_empty() => st.on_scan_done(done),
+            _ = sleep_until(deadline), if deadline.is_some() => st.on_due().await?,
+            _ = rescan.tick() => st.request_full("periodic rescan"),
+        }
+        if dropped.swap(false, Ordering::AcqRel) {
+            st.request_full("the watcher's channel was full and events were dropped");
+        }
+        st.d.health.set_pending(st.settler.len());
+    }
+    st.scans.shutdown().await;
+    Ok(())
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    if let Some(at) = deadline {
+        tokio::time::sleep_until(at.into()).await;
+    }
+}
+
+impl State {
+    fn rel_of<'a>(&self, path: &'a Path) -> Option<&'a Path> {
+        path.strip_prefix(&self.d.root).ok()
+    }
+
+    fn request_full(&mut self, why: &'static str) {
+        if self.full_running {
+            self.full_again = Some(why);
+            return;
+        }
+        tracing::info!(reason = why, "full scan");
+        self.full_running = true;
+        self.spawn_scan(ScanKind::Full, Vec::new());
+    }
+
+    fn request_subtree(&mut self, rel: Vec<u8>) {
+        if !self.subtree_queue.contains(&rel) {
+            self.subtree_queue.push_back(rel);
+        }
+        while self.subtrees_running < MAX_SUBTREE_SCANS {
+            let Some(next) = self.subtree_queue.pop_front() else {
+                break;
+            };
+            self.subtrees_running += 1;
+            self.spawn_scan(ScanKind::Subtree, next);
+        }
+    }
+
+    fn spawn_scan(&mut self, kind: ScanKind, sub: Vec<u8>) {
+        let root = self.d.root.clone();
+        let recursive = self.d.recursive;
+        let filter = self.d.filter.clone();
+        let reader = self.d.reader.clone();
+        let tx = self.found_tx.clone();
+        let cancel = self.token.clone();
+        self.scans.spawn_blocking(move || {
+            let sub = PathBuf::from(std::ffi::OsStr::from_bytes(&sub));
+            let snapshot = match reader.snapshot() {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the index; scan skipped");
+                    return kind;
+                }
+            };
+            let mut batch = Vec::with_capacity(BATCH);
+            let started = Instant::now();
+            let report = scan::scan(&root, &sub, recursive, &filter, &snapshot, &cancel, |v| {
+                batch.push(v);
+                if batch.len() >= BATCH {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                    return tx.blocking_send(Found::Candidates(full)).is_ok();
+                }
+                true
+            });
+            if !batch.is_empty() && tx.blocking_send(Found::Candidates(batch)).is_err() {
+                return kind;
+            }
+            if kind == ScanKind::Full {
+                tracing::info!(
+                    files = report.files,
+                    new = report.candidates,
+                    errors = report.errors,
+                    ms = started.elapsed().as_millis() as u64,
+                    "full scan walked the tree"
+                );
+                if tx.blocking_send(Found::Walked(report)).is_err() || report.stopped {
+                    return kind;
+                }
+                let mut gone = Vec::new();
+                let result = scan::find_deleted(&root, &snapshot, &cancel, |rel, stamp| {
+                    gone.push((rel, stamp));
+                    if gone.len() >= BATCH {
+                        let full = std::mem::take(&mut gone);
+                        return tx.blocking_send(Found::Gone(full)).is_ok();
+                    }
+                    true
+                });
+                if let Err(e) = result {
+                    tracing::warn!(error = %e, "deletion check failed");
+                }
+                if !gone.is_empty() {
+                    let _ = tx.blocking_send(Found::Gone(gone));
+                }
+            }
+            kind
+        });
+    }
+
+    fn on_scan_done(&mut self, done: Result<ScanKind, tokio::task::JoinError>) {
+        let kind = match done {
+            Ok(kind) => kind,
+            Err(e) => {
+                tracing::error!(error = %e, "a scan task failed");
+                // Assume the worst: it was a full scan; run another.
+                self.full_running = false;
+                self.request_full("a scan failed");
+                return;
+            }
+        };
+        match kind {
+            ScanKind::Full => {
+                self.full_running = false;
+                if let Some(why) = self.full_again.take() {
+                    self.request_full(why);
+                }
+            }
+            ScanKind::Subtree => {
+                self.subtrees_running = self.subtrees_running.saturating_sub(1);
+                if let Some(next) = self.subtree_queue.pop_front() {
+                    self.request_subtree(next);
+                }
+            }
+        }
+    }
+
+    async fn on_found(&mut self, found: Found) -> Result<(), IndexError> {
+        let now = Instant::now();
+        match found {
+            Found::Candidates(vs) => {
+                for v in vs {
+                    self.settler.observe(v, false, now);
+                }
+            }
+            Found::Gone(gone) => {
+                for (rel, stamp) in gone {
+                    self.settler.forget(&rel);
+                    self.d
+                        .writer
+                        .send(WriteOp::Remove(rel, Some(stamp)))
+                        .await?;
+                }
+            }
+            Found::Walked(report) => {
+                self.d.health.set_last_rescan(Stamp::now());
+                if !self.walked_once {
+                    self.walked_once = true;
+                    self.d.health.set_ready(true);
+                    tracing::info!(
+                        files = report.files,
+                        new = report.candidates,
+                        "start-up scan done; ready"
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_watch(&mut self, msgs: Vec<WatchMsg>) -> Result<(), IndexError> {
+        let mut look: Vec<(PathBuf, bool, bool)> = Vec::new();
+        for msg in msgs {
+            let ev = match msg {
+                WatchMsg::Event(ev) => ev,
+                WatchMsg::Rescan(why) => {
+                    tracing::warn!(reason = why, "events were lost; rescanning");
+                    self.request_full(why);
+                    continue;
+                }
+                WatchMsg::Error { message, limit } => {
+                    if limit {
+                        self.d.health.set_watcher("degraded");
+                        tracing::warn!(
+                            error = %message,
+                            "inotify watch limit reached: new directories are covered by rescans only; raise fs.inotify.max_user_watches"
+                        );
+                    } else {
+                        tracing::warn!(error = %message, "watcher error; rescanning");
+                    }
+                    self.request_full("watcher error");
+                    continue;
+                }
+            };
+            // (changed: a write was reported, arrival: a create or rename-into-place)
+            let what = match ev.kind {
+                EventKind::Access(AccessKind::Close(AccessMode::Write)) => Some((true, false)),
+                EventKind::Access(_) => None,
+                EventKind::Create(_) => Some((true, true)),
+                EventKind::Modify(ModifyKind::Name(RenameMode::From)) => {
+                    for p in &ev.paths {
+                        self.gone(p).await?;
+                    }
+                    None
+                }
+                EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => None,
+                EventKind::Modify(ModifyKind::Name(_)) => Some((true, true)),
+                EventKind::Modify(ModifyKind::Data(_)) | EventKind::Modify(ModifyKind::Any) => {
+                    Some((true, false))
+                }
+                EventKind::Modify(_) => Some((false, false)),
+                EventKind::Remove(_) => {
+                    for p in &ev.paths {
+                        self.gone(p).await?;
+                    }
+                    None
+                }
+                EventKind::Any | EventKind::Other => Some((false, false)),
+            };
+            if let Some((changed, arrival)) = what {
+                for p in ev.paths {
+                    look.push((p, changed, arrival));
+                }
+            }
+        }
+        if look.is_empty() {
+            return Ok(());
+        }
+        let root = self.d.root.clone();
+        let filter = self.d.filter.clone();
+        let recursive = self.d.recursive;
+        let looked = tokio::task::spawn_blocking(move || {
+            look.into_iter()
+                .map(|(path, changed, arrival)| {
+                    look_at(&root, &filter, recursive, &path, changed, arrival)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_default();
+        let now = Instant::now();
+        for l in looked {
+            match l {
+                Looked::File(v, changed) => self.settler.observe(v, changed, now),
+                Looked::NewDir(rel) => {
+                    self.request_subtree(rel.clone());
+                    self.follow_ups.push_back((now + NEW_DIR_FOLLOW_UP, rel));
+                }
+                Looked::Gone(rel) => {
+                    self.settler.forget(&rel);
+                    self.d.writer.send(WriteOp::Remove(rel, None)).await?;
+                }
+                Looked::Nothing => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// A path was deleted or renamed away: a file, or a directory with files below it.
+    async fn gone(&mut self, path: &Path) -> Result<(), IndexError> {
+        let Some(rel) = self.rel_of(path) else {
+            return Ok(());
+        };
+        let rel = rel.as_os_str().as_bytes().to_vec();
+        if rel.is_empty() {
+            // The watched directory itself; a rescan will tell what is left.
+            self.request_full("the watched directory was removed or moved");
+            return Ok(());
+        }
+        self.settler.forget(&rel);
+        self.settler.forget_tree(&rel);
+        self.d
+            .writer
+            .send(WriteOp::Remove(rel.clone(), None))
+            .await?;
+        self.d.writer.send(WriteOp::RemoveTree(rel)).await
+    }
+
+    async fn on_due(&mut self) -> Result<(), IndexError> {
+        let now = Instant::now();
+        while let Some((at, _)) = self.follow_ups.front() {
+            if *at > now {
+                break;
+            }
+            if let Some((_, rel)) = self.follow_ups.pop_front() {
+                self.request_subtree(rel);
+            }
+        }
+        let due = self.settler.due(now, DUE_BATCH);
+        if due.is_empty() {
+            return Ok(());
+        }
+        let root = self.d.root.clone();
+        let filter = self.d.filter.clone();
+        let looked = tokio::task::spawn_blocking(move || {
+            let mut seen = HashSet::new();
+            due.into_iter()
+                .filter(|rel| seen.insert(rel.clone()))
+                .map(|rel| {
+                    let path = Path::new(std::ffi::OsStr::from_bytes(&rel));
+                    let v = scan::stat_file(&root, path, &filter);
+                    (rel, v)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_default();
+        let now = Instant::now();
+        for (rel, current) in looked {
+            if let Some(v) = self.settler.confirm(&rel, current, now) {
+                self.d.writer.send(WriteOp::Upsert(v)).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Stats one event's path (blocking).
+fn look_at(
+    root: &Path,
+    filter: &Filter,
+    recursive: bool,
+    path: &Path,
+    changed: bool,
+    arrival: bool,
+) -> Looked {
+    let Ok(rel) = path.strip_prefix(root) else {
+        return Looked::Nothing;
+    };
+    if rel.as_os_str().is_empty() {
+        return Looked::Nothing;
+    }
+    let bytes = || rel.as_os_str().as_bytes().to_vec();
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_file() => {
+            if filter.offers_file(rel) {
+                Looked::File(scan::version_of(rel, &m), changed)
+            } else {
+                Looked::Nothing
+            }
+        }
+        Ok(m) if m.file_type().is_dir() => {
+            if arrival && recursive && !filter.prunes_dir(rel) {
+                Looked::NewDir(bytes())
+            } else {
+                Looked::Nothing
+            }
+        }
+        Ok(_) => Looked::Nothing,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Looked::Gone(bytes()),
+        Err(_) => Looked::Nothing,
+    }
+}

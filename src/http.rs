@@ -1,0 +1,480 @@
+//! The HTTP surface: `GET /trigger` (the polling trigger) and `GET /healthz`.
+//!
+//! Owns: serving a pre-bound listener with hyper (timer set, graceful drain), routing,
+//! the polling exchange of PROTOCOL.md (`202`/`200`, `Location`, `Retry-After`), query
+//! handling, and mapping every error to a JSON answer with the right status.
+//! Does not own: finding the next file or building its body (`offer`), the cursor's text
+//! form (`stamp`), or binding the socket (`lib::run`).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body as _, Frame, SizeHint};
+use http_body_util::{combinators::BoxBody, BodyExt, Full};
+use hyper::header::{
+    HeaderValue, ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HOST, LOCATION, RETRY_AFTER,
+};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use percent_encoding::percent_decode_str;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::health::Health;
+use crate::index::{IndexReader, WriterHandle};
+use crate::offer::{self, Offer};
+use crate::stamp::{Stamp, StampClock, EXAMPLE};
+
+/// The body type of every answer.
+pub type Body = BoxBody<Bytes, std::io::Error>;
+
+/// How long in-flight requests may take to finish at shutdown (well under systemd's
+/// default `TimeoutStopSec` of 90 s).
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// A client must send its request headers within this time.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// `Location` must stay under this many bytes (Logic Apps' limit is about 2 KB).
+const MAX_LOCATION: usize = 2048;
+/// How far ahead a first-call cursor reservation reaches, so first calls write at most
+/// about once per this interval.
+const RESERVATION_LEASE: i64 = 1_000_000_000;
+/// The query parameter that carries the cursor.
+const CURSOR: &str = "triggerState";
+
+/// What the handlers need.
+#[derive(Debug)]
+pub struct AppState {
+    /// Read side of the index.
+    pub reader: IndexReader,
+    /// Write side, for cursor reservations.
+    pub writer: WriterHandle,
+    /// The stamp clock.
+    pub clock: Arc<StampClock>,
+    /// Status for `/healthz`.
+    pub health: Arc<Health>,
+    /// The watched directory, absolute.
+    pub root: PathBuf,
+    /// `server.public_url`
+    pub public_url: Option<String>,
+    /// `trigger.retry_after_s`
+    pub retry_after: u32,
+    /// `trigger.max_content_bytes`
+    pub max_content: u64,
+}
+
+/// Serves `listener` until `token` is cancelled, then drains in-flight requests for at
+/// most [`DRAIN_TIMEOUT`]. Accept errors are logged and survived.
+pub async fn serve(listener: TcpListener, state: Arc<AppState>, token: CancellationToken) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT);
+    builder.http2().timer(TokioTimer::new());
+    let graceful = GracefulShutdown::new();
+    loop {
+        tokio::select! {
+            _ = token.cancelled() => break,
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let state = state.clone();
+                let service = hyper::service::service_fn(move |req| {
+                    let state = state.clone();
+                    async move { Ok::<_, Infallible>(handle(&state, peer, req).await) }
+                });
+                let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                });
+            }
+        }
+    }
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => tracing::debug!("connections drained"),
+        _ = tokio::time::sleep(DRAIN_TIMEOUT) => tracing::warn!("gave up waiting for open connections"),
+    }
+}
+
+/// Routes one request.
+pub async fn handle<B>(state: &AppState, peer: SocketAddr, req: Request<B>) -> Response<Body> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let resp = match (&method, path.as_str()) {
+        (&Method::GET, "/trigger") => poll(state, &req).await,
+        (&Method::GET, "/healthz") => healthz(state),
+        (_, "/trigger") | (_, "/healthz") => {
+            let mut r = error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                &format!("{method} is not allowed here; use GET"),
+            );
+            r.headers_mut()
+                .insert(ALLOW, HeaderValue::from_static("GET"));
+            r
+        }
+        _ => error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            &format!("no such endpoint: {path}; the trigger is GET /trigger"),
+        ),
+    };
+    tracing::debug!(%peer, %method, %path, status = resp.status().as_u16(), "request");
+    resp
+}
+
+/// Why a request is answered with an error. One place maps each to its status.
+#[derive(Debug, thiserror::Error)]
+enum RequestError {
+    /// `triggerState` is not a valid timestamp, or given twice.
+    #[error("{0}")]
+    BadCursor(String),
+    /// No usable `Host` and no `server.public_url`.
+    #[error("the request has no valid Host header, and server.public_url is not set")]
+    BadHost,
+    /// The query cannot be echoed back in `Location`.
+    #[error("the query holds characters that cannot be echoed in Location")]
+    BadQuery,
+    /// The next `Location` would be too long.
+    #[error("the query is too long: the next URL would exceed {MAX_LOCATION} bytes")]
+    LocationTooLong,
+    /// The index cannot be used right now; the client should retry.
+    #[error("{0}")]
+    Unavailable(&'static str),
+}
+
+impl RequestError {
+    fn status(&self) -> (StatusCode, &'static str) {
+        match self {
+            RequestError::BadCursor(_) => (StatusCode::BAD_REQUEST, "bad_trigger_state"),
+            RequestError::BadHost => (StatusCode::BAD_REQUEST, "bad_host"),
+            RequestError::BadQuery => (StatusCode::BAD_REQUEST, "bad_query"),
+            RequestError::LocationTooLong => (StatusCode::URI_TOO_LONG, "location_too_long"),
+            RequestError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        }
+    }
+
+    fn into_response(self, retry: u32) -> Response<Body> {
+        let (status, code) = self.status();
+        let mut r = error(status, code, &self.to_string());
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            r.headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(retry));
+        }
+        r
+    }
+}
+
+/// A JSON error answer.
+fn error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
+    let body = serde_json::json!({ "error": { "code": code, "message": message } });
+    json(status, body.to_string())
+}
+
+fn json(status: StatusCode, body: String) -> Response<Body> {
+    let mut r = Response::new(full(body));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+fn full(body: impl Into<Bytes>) -> Body {
+    Full::new(body.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+fn healthz(state: &AppState) -> Response<Body> {
+    let stats = state.reader.stats();
+    let failing = stats.failing.load(Ordering::Relaxed);
+    let ready = state.health.is_ready() && !failing;
+    let status = if !state.health.is_ready() {
+        "starting"
+    } else if failing {
+        "index_failing"
+    } else {
+        "ok"
+    };
+    let body = serde_json::json!({
+        "status": status,
+        "filesIndexed": stats.files.load(Ordering::Relaxed),
+        "pending": state.health.pending(),
+        "watcher": state.health.watcher(),
+        "lastRescan": state.health.last_rescan().map(|s| s.to_string()),
+    });
+    let mut r = json(
+        if ready {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        },
+        body.to_string(),
+    );
+    if !ready {
+        r.headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    r
+}
+
+/// A poll's query: the raw pairs in order, and the cursor if given.
+struct Query<'a> {
+    pairs: Vec<&'a str>,
+    cursor: Option<Stamp>,
+}
+
+/// Splits the query, finds `triggerState` (percent-decoded; `+` is taken literally, so an
+/// offset like `+01:00` can be written as it is).
+fn parse_query(raw: &str) -> Result<Query<'_>, RequestError> {
+    let mut pairs = Vec::new();
+    let mut cursor = None;
+    for pair in raw.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let key = percent_decode_str(k).decode_utf8_lossy();
+        if key != CURSOR {
+            pairs.push(pair);
+            continue;
+        }
+        if cursor.is_some() {
+            return Err(RequestError::BadCursor(
+                "triggerState is given more than once".into(),
+            ));
+        }
+        let value = percent_decode_str(v).decode_utf8().map_err(|_| {
+            RequestError::BadCursor(format!(
+                "triggerState is not valid UTF-8; a valid value looks like {EXAMPLE}"
+            ))
+        })?;
+        let stamp = Stamp::parse(&value).map_err(|e| RequestError::BadCursor(e.to_string()))?;
+        cursor = Some(stamp);
+    }
+    Ok(Query { pairs, cursor })
+}
+
+/// The absolute base URL the client sees (scheme, host, port, optional prefix).
+fn base_url<B>(state: &AppState, req: &Request<B>) -> Result<String, RequestError> {
+    if let Some(url) = &state.public_url {
+        return Ok(url.clone());
+    }
+    let host = match req.headers().get(HOST) {
+        Some(h) => h.to_str().ok().map(str::to_string),
+        None => req.uri().authority().map(|a| a.to_string()),
+    };
+    host.filter(|h| {
+        !h.is_empty() && !h.contains('@') && h.parse::<hyper::http::uri::Authority>().is_ok()
+    })
+    .map(|h| format!("http://{h}"))
+    .ok_or(RequestError::BadHost)
+}
+
+/// The `Location` for `cursor`: the same trigger URL, every other parameter kept.
+fn location<B>(
+    base: &str,
+    req: &Request<B>,
+    pairs: &[&str],
+    cursor: Stamp,
+) -> Result<HeaderValue, RequestError> {
+    let mut url = format!("{base}{}?", req.uri().path());
+    for p in pairs {
+        url.push_str(p);
+        url.push('&');
+    }
+    url.push_str(CURSOR);
+    url.push('=');
+    url.push_str(&cursor.to_string());
+    if url.len() > MAX_LOCATION {
+        return Err(RequestError::LocationTooLong);
+    }
+    HeaderValue::from_str(&url).map_err(|_| RequestError::BadQuery)
+}
+
+async fn poll<B>(state: &AppState, req: &Request<B>) -> Response<Body> {
+    match try_poll(state, req).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(state.retry_after),
+    }
+}
+
+async fn try_poll<B>(state: &AppState, req: &Request<B>) -> Result<Response<Body>, RequestError> {
+    let query = parse_query(req.uri().query().unwrap_or(""))?;
+    let base = base_url(state, req)?;
+    let waiting = |cursor: Stamp| {
+        location(&base, req, &query.pairs, cursor).map(|loc| accepted(loc, state.retry_after))
+    };
+    let Some(cursor) = query.cursor else {
+        let now = state.clock.cursor_now();
+        if now > state.clock.reserved() {
+            let upto = Stamp(now.0.saturating_add(RESERVATION_LEASE));
+            if let Err(e) = state.writer.reserve(upto).await {
+                tracing::error!(error = %e, "cannot record a cursor reservation");
+                return Err(RequestError::Unavailable(
+                    "the index cannot be written right now",
+                ));
+            }
+        }
+        return waiting(now);
+    };
+    if !state.reader.maybe_after(cursor) {
+        return waiting(cursor);
+    }
+    let reader = state.reader.clone();
+    let root = state.root.clone();
+    let max = state.max_content;
+    let found =
+        tokio::task::spawn_blocking(move || offer::next_after(&reader, &root, cursor, max)).await;
+    match found {
+        Ok(Ok(None)) => waiting(cursor),
+        Ok(Ok(Some(offer))) => {
+            let loc = location(&base, req, &query.pairs, offer.stamp)?;
+            let retry = if offer.more { 0 } else { state.retry_after };
+            Ok(ok(offer, loc, retry))
+        }
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "index read failed");
+            Err(RequestError::Unavailable(
+                "the index cannot be read right now",
+            ))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "poll task failed");
+            Err(RequestError::Unavailable("internal error"))
+        }
+    }
+}
+
+fn retry_after(n: u32) -> HeaderValue {
+    HeaderValue::from(n)
+}
+
+fn accepted(location: HeaderValue, retry: u32) -> Response<Body> {
+    let mut r = Response::new(full(Bytes::new()));
+    *r.status_mut() = StatusCode::ACCEPTED;
+    r.headers_mut().insert(LOCATION, location);
+    r.headers_mut().insert(RETRY_AFTER, retry_after(retry));
+    r
+}
+
+fn ok(offer: Offer, location: HeaderValue, retry: u32) -> Response<Body> {
+    let body: Body = match offer::body(offer) {
+        offer::Body::Full(bytes) => full(bytes),
+        offer::Body::Stream {
+            head,
+            file,
+            size,
+            tail,
+            len,
+        } => {
+            let (tx, rx) = mpsc::channel(4);
+            tokio::task::spawn_blocking(move || offer::stream_into(head, file, size, tail, tx));
+            ChannelBody { rx, left: len }.boxed()
+        }
+    };
+    let len = body.size_hint().exact();
+    let mut r = Response::new(body);
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Some(len) = len {
+        r.headers_mut()
+            .insert(CONTENT_LENGTH, HeaderValue::from(len));
+    }
+    r.headers_mut().insert(LOCATION, location);
+    r.headers_mut().insert(RETRY_AFTER, retry_after(retry));
+    r
+}
+
+/// A body fed by a blocking reader through a channel, with an exact length.
+struct ChannelBody {
+    rx: mpsc::Receiver<std::io::Result<Bytes>>,
+    left: u64,
+}
+
+impl http_body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        match self.rx.poll_recv(cx) {
+            Poll::Ready(Some(Ok(bytes))) => {
+                self.left = self.left.saturating_sub(bytes.len() as u64);
+                Poll::Ready(Some(Ok(Frame::data(bytes))))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
+            Poll::Ready(None) if self.left > 0 => Poll::Ready(Some(Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the file ended before its indexed size",
+            )))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.left)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.left == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_query_keeps_other_parameters_and_finds_the_cursor() {
+        let q = parse_query("folder=in%2Fx&triggerState=2026-11-25T00:00:00%2B01:00&n=1").unwrap();
+        assert_eq!(q.pairs, vec!["folder=in%2Fx", "n=1"]);
+        assert_eq!(
+            q.cursor.unwrap().to_string(),
+            "2026-11-24T23:00:00.000000000Z"
+        );
+    }
+
+    #[test]
+    fn a_literal_plus_offset_is_accepted() {
+        let q = parse_query("triggerState=2026-11-25T00:00:00+01:00").unwrap();
+        assert_eq!(
+            q.cursor.unwrap().to_string(),
+            "2026-11-24T23:00:00.000000000Z"
+        );
+    }
+
+    #[test]
+    fn a_repeated_or_bad_cursor_is_a_400() {
+        for q in [
+            "triggerState=2026-11-25T00:00:00Z&triggerState=2026-11-25T00:00:00Z",
+            "triggerState=tomorrow",
+            "triggerState=",
+            "triggerState=%FF",
+        ] {
+            let e = parse_query(q).err().expect(q);
+            assert_eq!(e.status().0, StatusCode::BAD_REQUEST, "{q}");
+        }
+    }
+}

@@ -1,0 +1,650 @@
+//! The persistent index: which file versions exist, and the stamp each one got.
+//!
+//! Owns: the redb store under `state.dir`, its schema, the single writer (one thread that
+//! drains a channel and commits in batches), the read side used by polls and scans, and
+//! the durable part of the stamp clock (its floor and cursor reservations).
+//! Does not own: deciding when a file is complete (`settle`), reading file contents
+//! (`offer`), or the cursor's text form (`stamp`).
+//!
+//! Tables:
+//! - `offers`: stamp → (relative path bytes, size, mtime ns, inode). One entry per
+//!   current file version; "next after cursor" is one B-tree range step.
+//! - `files`: relative path bytes → (size, mtime ns, inode, stamp). The version last
+//!   indexed at each path, so a scan can tell new versions from known ones.
+//! - `meta`: `schema_version`, `floor` (greatest stamp handed out), `reserved` (cursors
+//!   up to here may have been handed out).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use redb::{
+    Database, ReadOnlyTable, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+    TableDefinition,
+};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::IndexError;
+use crate::stamp::{Stamp, StampClock, WallClock};
+
+/// The schema this build reads and writes.
+pub const SCHEMA_VERSION: i64 = 1;
+
+type OfferValue = (&'static [u8], u64, i64, u64);
+type FileValue = (u64, i64, u64, i64);
+
+const OFFERS: TableDefinition<i64, OfferValue> = TableDefinition::new("offers");
+const FILES: TableDefinition<&[u8], FileValue> = TableDefinition::new("files");
+const META: TableDefinition<&str, i64> = TableDefinition::new("meta");
+
+/// How many queued operations the writer commits in one transaction at most.
+const MAX_BATCH: usize = 4096;
+
+/// One version of one file: what the index records and a poll re-checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileVersion {
+    /// The path relative to `watch.dir`, as raw bytes (`/`-separated).
+    pub rel: Vec<u8>,
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time.
+    pub mtime: Stamp,
+    /// Inode number.
+    pub ino: u64,
+}
+
+impl FileVersion {
+    /// Whether two observations describe the same version.
+    pub fn same_version(&self, size: u64, mtime: Stamp, ino: u64) -> bool {
+        self.size == size && self.mtime == mtime && self.ino == ino
+    }
+}
+
+/// A change for the writer.
+#[derive(Debug)]
+pub enum WriteOp {
+    /// A settled file: indexed with a new stamp unless this exact version is known.
+    Upsert(FileVersion),
+    /// A path that no longer holds a file; with a stamp, only if that is still the
+    /// version indexed there (a scan's late verdict must not remove a newer version).
+    Remove(Vec<u8>, Option<Stamp>),
+    /// A directory that is gone: every indexed path below it (all of them for `b""`).
+    RemoveTree(Vec<u8>),
+    /// Make cursors up to this stamp durable before the reply.
+    Reserve(Stamp, oneshot::Sender<Result<(), IndexError>>),
+}
+
+/// Counters shared with `/healthz` and the poll fast path.
+#[derive(Debug, Default)]
+pub struct IndexStats {
+    /// Entries in `offers`.
+    pub files: AtomicU64,
+    /// Greatest stamp committed so far (an upper bound on every key in `offers`).
+    pub last_stamp: AtomicI64,
+    /// Whether the last commit failed.
+    pub failing: AtomicBool,
+}
+
+/// The open index: hands out readers and the writer.
+pub struct Index {
+    db: Arc<Database>,
+    path: PathBuf,
+    clock: Arc<StampClock>,
+    stats: Arc<IndexStats>,
+}
+
+impl std::fmt::Debug for Index {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Index").field("path", &self.path).finish()
+    }
+}
+
+impl Index {
+    /// Opens (or creates) `state_dir/index.redb`, checks its schema and restores the clock.
+    ///
+    /// # Errors
+    /// [`IndexError::Locked`] when another process has it open, [`IndexError::Schema`] for
+    /// an incompatible file, [`IndexError::Open`]/[`IndexError::Store`] otherwise.
+    pub fn open(state_dir: &Path, wall: Arc<dyn WallClock>) -> Result<Index, IndexError> {
+        let path = state_dir.join("index.redb");
+        let db = Database::builder().create(&path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => IndexError::Locked { path: path.clone() },
+            source => IndexError::Open {
+                path: path.clone(),
+                source,
+            },
+        })?;
+        let txn = db
+            .begin_write()
+            .map_err(|e| IndexError::store("open")(e.into()))?;
+        let (floor, reserved, files, last) = {
+            let mut meta = txn
+                .open_table(META)
+                .map_err(|e| IndexError::store("open meta")(e.into()))?;
+            let offers = txn
+                .open_table(OFFERS)
+                .map_err(|e| IndexError::store("open offers")(e.into()))?;
+            txn.open_table(FILES)
+                .map_err(|e| IndexError::store("open files")(e.into()))?;
+            let get = |m: &redb::Table<&str, i64>, k: &str| -> Result<Option<i64>, IndexError> {
+                Ok(m.get(k)
+                    .map_err(|e| IndexError::store("read meta")(e.into()))?
+                    .map(|g| g.value()))
+            };
+            match get(&meta, "schema_version")? {
+                Some(SCHEMA_VERSION) => {}
+                Some(found) => {
+                    return Err(IndexError::Schema {
+                        path,
+                        found: found as u64,
+                        expected: SCHEMA_VERSION as u64,
+                    })
+                }
+                None => {
+                    meta.insert("schema_version", SCHEMA_VERSION)
+                        .map_err(|e| IndexError::store("write meta")(e.into()))?;
+                }
+            }
+            let floor = get(&meta, "floor")?.unwrap_or(i64::MIN);
+            let reserved = get(&meta, "reserved")?.unwrap_or(i64::MIN);
+            let files = offers
+                .len()
+                .map_err(|e| IndexError::store("count")(e.into()))?;
+            let last = offers
+                .last()
+                .map_err(|e| IndexError::store("read offers")(e.into()))?
+                .map(|(k, _)| k.value())
+                .unwrap_or(i64::MIN);
+            (floor, reserved, files, last)
+        };
+        txn.commit()
+            .map_err(|e| IndexError::store("open commit")(e.into()))?;
+        let clock = Arc::new(StampClock::new(
+            wall,
+            Stamp(floor.max(last)),
+            Stamp(reserved),
+        ));
+        let stats = Arc::new(IndexStats::default());
+        stats.files.store(files, Ordering::Relaxed);
+        stats.last_stamp.store(floor.max(last), Ordering::Release);
+        Ok(Index {
+            db: Arc::new(db),
+            path,
+            clock,
+            stats,
+        })
+    }
+
+    /// The index file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The stamp clock, restored from the index.
+    pub fn clock(&self) -> Arc<StampClock> {
+        self.clock.clone()
+    }
+
+    /// Shared counters.
+    pub fn stats(&self) -> Arc<IndexStats> {
+        self.stats.clone()
+    }
+
+    /// A read handle for polls and scans.
+    pub fn reader(&self) -> IndexReader {
+        IndexReader {
+            db: self.db.clone(),
+            stats: self.stats.clone(),
+        }
+    }
+
+    /// Starts the single writer on its own thread. It stops when every [`WriterHandle`]
+    /// is dropped, after committing what was queued.
+    ///
+    /// # Errors
+    /// An I/O error when the thread cannot be spawned.
+    pub fn start_writer(
+        &self,
+        queue: usize,
+    ) -> std::io::Result<(WriterHandle, std::thread::JoinHandle<()>)> {
+        let (tx, rx) = mpsc::channel(queue.max(1));
+        let writer = Writer {
+            db: self.db.clone(),
+            clock: self.clock.clone(),
+            stats: self.stats.clone(),
+        };
+        let join = std::thread::Builder::new()
+            .name("index-writer".into())
+            .spawn(move || writer.run(rx))?;
+        Ok((WriterHandle { tx }, join))
+    }
+}
+
+/// Sends changes to the writer.
+#[derive(Debug, Clone)]
+pub struct WriterHandle {
+    tx: mpsc::Sender<WriteOp>,
+}
+
+impl WriterHandle {
+    /// Queues a change, waiting for room (back-pressure on discovery).
+    ///
+    /// # Errors
+    /// [`IndexError::WriterGone`] after shutdown.
+    pub async fn send(&self, op: WriteOp) -> Result<(), IndexError> {
+        self.tx.send(op).await.map_err(|_| IndexError::WriterGone)
+    }
+
+    /// Makes cursors up to `upto` durable; returns once committed.
+    ///
+    /// # Errors
+    /// The commit's error, or [`IndexError::WriterGone`].
+    pub async fn reserve(&self, upto: Stamp) -> Result<(), IndexError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(WriteOp::Reserve(upto, reply)).await?;
+        rx.await.map_err(|_| IndexError::WriterGone)?
+    }
+}
+
+struct Writer {
+    db: Arc<Database>,
+    clock: Arc<StampClock>,
+    stats: Arc<IndexStats>,
+}
+
+impl Writer {
+    fn run(self, mut rx: mpsc::Receiver<WriteOp>) {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        while let Some(first) = rx.blocking_recv() {
+            batch.push(first);
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(op) => batch.push(op),
+                    Err(_) => break,
+                }
+            }
+            let mut replies = Vec::new();
+            let mut reserve = Stamp::MIN;
+            let ops: Vec<WriteOp> = batch
+                .drain(..)
+                .filter_map(|op| match op {
+                    WriteOp::Reserve(upto, reply) => {
+                        reserve = reserve.max(upto);
+                        replies.push(reply);
+                        None
+                    }
+                    other => Some(other),
+                })
+                .collect();
+            let result = self.commit(&ops, reserve);
+            match &result {
+                Ok(added) => {
+                    self.stats.failing.store(false, Ordering::Relaxed);
+                    if *added > 0 {
+                        tracing::debug!(added, "indexed");
+                    }
+                    if reserve > Stamp::MIN {
+                        self.clock.reserve(reserve);
+                    }
+                }
+                Err(e) => {
+                    // What was lost here is not in `files`, so the next rescan finds it again.
+                    self.stats.failing.store(true, Ordering::Relaxed);
+                    tracing::error!(error = %e, ops = ops.len(), "index commit failed; the next rescan retries");
+                }
+            }
+            for reply in replies {
+                let _ = reply.send(match &result {
+                    Ok(_) => Ok(()),
+                    Err(_) => Err(IndexError::WriterGone),
+                });
+            }
+        }
+        tracing::debug!("index writer stopped");
+    }
+
+    /// Applies one batch in one transaction. Returns how many versions got a stamp.
+    fn commit(&self, ops: &[WriteOp], reserve: Stamp) -> Result<usize, IndexError> {
+        let s = |op| move |e: redb::Error| IndexError::Store { op, source: e };
+        let txn = self.db.begin_write().map_err(|e| s("begin")(e.into()))?;
+        let mut added = 0;
+        let (files_len, last) = {
+            let mut offers = txn.open_table(OFFERS).map_err(|e| s("offers")(e.into()))?;
+            let mut files = txn.open_table(FILES).map_err(|e| s("files")(e.into()))?;
+            let mut meta = txn.open_table(META).map_err(|e| s("meta")(e.into()))?;
+            for op in ops {
+                match op {
+                    WriteOp::Upsert(v) => {
+                        let known = files
+                            .get(v.rel.as_slice())
+                            .map_err(|e| s("get")(e.into()))?
+                            .map(|g| g.value());
+                        if let Some((size, mtime, ino, old)) = known {
+                            if v.same_version(size, Stamp(mtime), ino) {
+                                continue;
+                            }
+                            offers.remove(old).map_err(|e| s("remove")(e.into()))?;
+                        }
+                        let stamp = self.clock.next_stamp();
+                        offers
+                            .insert(stamp.0, (v.rel.as_slice(), v.size, v.mtime.0, v.ino))
+                            .map_err(|e| s("insert")(e.into()))?;
+                        files
+                            .insert(v.rel.as_slice(), (v.size, v.mtime.0, v.ino, stamp.0))
+                            .map_err(|e| s("insert")(e.into()))?;
+                        added += 1;
+                    }
+                    WriteOp::Remove(rel, only) => {
+                        let old = files
+                            .get(rel.as_slice())
+                            .map_err(|e| s("get")(e.into()))?
+                            .map(|g| g.value().3);
+                        if let Some(old) = old {
+                            if only.is_none_or(|want| want.0 == old) {
+                                files
+                                    .remove(rel.as_slice())
+                                    .map_err(|e| s("remove")(e.into()))?;
+                                offers.remove(old).map_err(|e| s("remove")(e.into()))?;
+                            }
+                        }
+                    }
+                    WriteOp::RemoveTree(dir) => {
+                        let gone: Vec<(Vec<u8>, i64)> = {
+                            let collect = |r: redb::Range<'_, &[u8], FileValue>| {
+                                r.map(|r| r.map(|(k, v)| (k.value().to_vec(), v.value().3)))
+                                    .collect::<Result<Vec<_>, _>>()
+                            };
+                            if dir.is_empty() {
+                                collect(files.iter().map_err(|e| s("range")(e.into()))?)
+                            } else {
+                                let mut lo = dir.clone();
+                                lo.push(b'/');
+                                let mut hi = dir.clone();
+                                hi.push(b'/' + 1);
+                                collect(
+                                    files
+                                        .range(lo.as_slice()..hi.as_slice())
+                                        .map_err(|e| s("range")(e.into()))?,
+                                )
+                            }
+                            .map_err(|e| s("range")(e.into()))?
+                        };
+                        for (rel, old) in gone {
+                            files
+                                .remove(rel.as_slice())
+                                .map_err(|e| s("remove")(e.into()))?;
+                            offers.remove(old).map_err(|e| s("remove")(e.into()))?;
+                        }
+                    }
+                    WriteOp::Reserve(..) => {}
+                }
+            }
+            let floor = self.clock.floor();
+            meta.insert("floor", floor.0)
+                .map_err(|e| s("meta")(e.into()))?;
+            if reserve > Stamp::MIN {
+                let old = meta
+                    .get("reserved")
+                    .map_err(|e| s("meta")(e.into()))?
+                    .map(|g| g.value())
+                    .unwrap_or(i64::MIN);
+                meta.insert("reserved", old.max(reserve.0))
+                    .map_err(|e| s("meta")(e.into()))?;
+            }
+            (offers.len().map_err(|e| s("count")(e.into()))?, floor)
+        };
+        txn.commit().map_err(|e| s("commit")(e.into()))?;
+        // Publish only after the commit: a poll never sees a stamp that is not durable.
+        self.stats.files.store(files_len, Ordering::Relaxed);
+        self.stats.last_stamp.fetch_max(last.0, Ordering::AcqRel);
+        Ok(added)
+    }
+}
+
+/// Read access for polls and scans. Cheap to clone.
+#[derive(Clone)]
+pub struct IndexReader {
+    db: Arc<Database>,
+    stats: Arc<IndexStats>,
+}
+
+impl std::fmt::Debug for IndexReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IndexReader").finish()
+    }
+}
+
+/// A snapshot of the index for one poll or one scan.
+pub struct Snapshot {
+    offers: ReadOnlyTable<i64, OfferValue>,
+    files: ReadOnlyTable<&'static [u8], FileValue>,
+}
+
+impl IndexReader {
+    /// Shared counters.
+    pub fn stats(&self) -> &IndexStats {
+        &self.stats
+    }
+
+    /// Whether anything may have been indexed after `cursor` (a lock-free check that lets
+    /// "nothing new" skip the store).
+    pub fn maybe_after(&self, cursor: Stamp) -> bool {
+        self.stats.last_stamp.load(Ordering::Acquire) > cursor.0
+    }
+
+    /// A consistent read snapshot.
+    ///
+    /// # Errors
+    /// [`IndexError::Store`] when the store cannot be read.
+    pub fn snapshot(&self) -> Result<Snapshot, IndexError> {
+        let s = |op| move |e: redb::Error| IndexError::Store { op, source: e };
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(|e| s("begin read")(e.into()))?;
+        Ok(Snapshot {
+            offers: txn.open_table(OFFERS).map_err(|e| s("offers")(e.into()))?,
+            files: txn.open_table(FILES).map_err(|e| s("files")(e.into()))?,
+        })
+    }
+}
+
+/// What [`Snapshot::first_after`] found.
+#[derive(Debug)]
+pub struct Found<T> {
+    /// The entry's stamp.
+    pub stamp: Stamp,
+    /// The version indexed.
+    pub version: FileVersion,
+    /// What the check returned for it.
+    pub checked: T,
+    /// Whether another entry follows it.
+    pub more: bool,
+}
+
+impl Snapshot {
+    /// The oldest entry after `cursor` for which `check` returns `Some`, walking at most
+    /// `max_skip` entries for which it returns `None` (files gone or changed since).
+    ///
+    /// # Errors
+    /// [`IndexError::Store`] when the store cannot be read.
+    pub fn first_after<T>(
+        &self,
+        cursor: Stamp,
+        max_skip: usize,
+        mut check: impl FnMut(&FileVersion) -> Option<T>,
+    ) -> Result<Option<Found<T>>, IndexError> {
+        let s = |op| move |e: redb::Error| IndexError::Store { op, source: e };
+        if cursor.0 == i64::MAX {
+            return Ok(None);
+        }
+        let mut range = self
+            .offers
+            .range(cursor.0 + 1..)
+            .map_err(|e| s("range")(e.into()))?;
+        let mut skipped = 0;
+        while let Some(entry) = range.next() {
+            let (k, v) = entry.map_err(|e| s("range")(e.into()))?;
+            let (rel, size, mtime, ino) = v.value();
+            let version = FileVersion {
+                rel: rel.to_vec(),
+                size,
+                mtime: Stamp(mtime),
+                ino,
+            };
+            if let Some(checked) = check(&version) {
+                let more = range.next().is_some();
+                return Ok(Some(Found {
+                    stamp: Stamp(k.value()),
+                    version,
+                    checked,
+                    more,
+                }));
+            }
+            skipped += 1;
+            if skipped >= max_skip {
+                break;
+            }
+        }
+        Ok(None)
+    }
+
+    /// Whether exactly this version of `rel` is indexed already.
+    ///
+    /// # Errors
+    /// [`IndexError::Store`] when the store cannot be read.
+    pub fn is_known(&self, v: &FileVersion) -> Result<bool, IndexError> {
+        Ok(self
+            .files
+            .get(v.rel.as_slice())
+            .map_err(|e| IndexError::Store {
+                op: "get",
+                source: e.into(),
+            })?
+            .is_some_and(|g| {
+                let (size, mtime, ino, _) = g.value();
+                v.same_version(size, Stamp(mtime), ino)
+            }))
+    }
+
+    /// Calls `f` with every indexed path and its stamp, in key order, until it breaks.
+    ///
+    /// # Errors
+    /// [`IndexError::Store`] when the store cannot be read.
+    pub fn for_each_path(
+        &self,
+        mut f: impl FnMut(&[u8], Stamp) -> std::ops::ControlFlow<()>,
+    ) -> Result<(), IndexError> {
+        let s = |op| move |e: redb::Error| IndexError::Store { op, source: e };
+        for entry in self.files.iter().map_err(|e| s("iter")(e.into()))? {
+            let (k, v) = entry.map_err(|e| s("iter")(e.into()))?;
+            if f(k.value(), Stamp(v.value().3)).is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stamp::SystemClock;
+
+    fn version(rel: &str, size: u64) -> FileVersion {
+        FileVersion {
+            rel: rel.as_bytes().to_vec(),
+            size,
+            mtime: Stamp(1_000),
+            ino: 7,
+        }
+    }
+
+    async fn apply(w: &WriterHandle, ops: Vec<WriteOp>) {
+        for op in ops {
+            w.send(op).await.unwrap();
+        }
+        // A reservation is answered after the commit of everything queued before it.
+        w.reserve(Stamp::MIN).await.unwrap();
+    }
+
+    fn all_after(r: &IndexReader, cursor: Stamp) -> Vec<(Stamp, String)> {
+        let snap = r.snapshot().unwrap();
+        let mut out = Vec::new();
+        let mut c = cursor;
+        while let Some(f) = snap.first_after(c, 10, |_| Some(())).unwrap() {
+            out.push((f.stamp, String::from_utf8(f.version.rel.clone()).unwrap()));
+            c = f.stamp;
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_known_version_is_not_stamped_twice_and_a_new_one_replaces_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::open(dir.path(), Arc::new(SystemClock)).unwrap();
+        let (w, _join) = index.start_writer(16).unwrap();
+        apply(
+            &w,
+            vec![
+                WriteOp::Upsert(version("a", 1)),
+                WriteOp::Upsert(version("a", 1)),
+            ],
+        )
+        .await;
+        let r = index.reader();
+        let first = all_after(&r, Stamp::MIN);
+        assert_eq!(first.len(), 1);
+        apply(&w, vec![WriteOp::Upsert(version("a", 2))]).await;
+        let second = all_after(&r, Stamp::MIN);
+        assert_eq!(second.len(), 1, "the old version's entry is gone");
+        assert!(second[0].0 > first[0].0);
+        assert_eq!(r.stats().files.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn removing_a_tree_removes_only_paths_below_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::open(dir.path(), Arc::new(SystemClock)).unwrap();
+        let (w, _join) = index.start_writer(16).unwrap();
+        apply(
+            &w,
+            vec![
+                WriteOp::Upsert(version("d/x", 1)),
+                WriteOp::Upsert(version("d/e/y", 1)),
+                WriteOp::Upsert(version("d.txt", 1)),
+                WriteOp::Upsert(version("dd/z", 1)),
+            ],
+        )
+        .await;
+        apply(&w, vec![WriteOp::RemoveTree(b"d".to_vec())]).await;
+        let left: Vec<String> = all_after(&index.reader(), Stamp::MIN)
+            .into_iter()
+            .map(|(_, p)| p)
+            .collect();
+        assert_eq!(left, vec!["d.txt", "dd/z"]);
+    }
+
+    #[tokio::test]
+    async fn a_second_open_of_the_same_state_dir_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = Index::open(dir.path(), Arc::new(SystemClock)).unwrap();
+        let err = Index::open(dir.path(), Arc::new(SystemClock)).unwrap_err();
+        assert!(matches!(err, IndexError::Locked { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn the_clock_floor_and_reservations_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let far = Stamp::now().0 + 3_600_000_000_000;
+        {
+            let index = Index::open(dir.path(), Arc::new(SystemClock)).unwrap();
+            let (w, join) = index.start_writer(16).unwrap();
+            w.reserve(Stamp(far)).await.unwrap();
+            drop(w);
+            join.join().unwrap();
+        }
+        let index = Index::open(dir.path(), Arc::new(SystemClock)).unwrap();
+        assert!(index.clock().next_stamp() > Stamp(far));
+    }
+}

@@ -1,0 +1,154 @@
+//! filetrigger: a file-arrival polling trigger for Azure Logic Apps.
+//!
+//! The daemon watches a directory, gives every completed file version its own index
+//! stamp in a persistent store, and serves `GET /trigger` in the polling-trigger shape
+//! Logic Apps expects. See `README.md` for the map from each concern to its module.
+
+pub mod config;
+pub mod discover;
+pub mod error;
+pub mod filter;
+pub mod health;
+pub mod http;
+pub mod index;
+pub mod offer;
+pub mod scan;
+pub mod settle;
+pub mod shutdown;
+pub mod stamp;
+pub mod watch;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use crate::config::Settings;
+pub use crate::error::Error;
+
+/// Queue between discovery and the index writer.
+const WRITER_QUEUE: usize = 8192;
+/// Queue between notify's thread and discovery; when full, events are dropped and a
+/// rescan is scheduled.
+const WATCH_QUEUE: usize = 65_536;
+
+/// Binds `server.listen` and runs the daemon until `token` is cancelled.
+///
+/// # Errors
+/// See [`start`]; also [`Error::Bind`].
+pub async fn run(settings: Settings, token: CancellationToken) -> Result<(), Error> {
+    let addr = settings.server.listen;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Bind { addr, source })?;
+    start(settings, listener, token).await
+}
+
+/// Runs the daemon on a bound listener until `token` is cancelled: opens the index,
+/// starts the watcher and discovery, serves HTTP, then shuts down in order (HTTP drains,
+/// discovery stops, the writer commits what is queued, the index closes).
+///
+/// # Errors
+/// [`Error::Config`] for unusable directories, [`Error::Index`] when the index cannot be
+/// opened (in use by another process, incompatible, unreadable), [`Error::Watch`] when
+/// the watch cannot start, [`Error::Internal`] if a subsystem fails while running.
+pub async fn start(
+    settings: Settings,
+    listener: TcpListener,
+    token: CancellationToken,
+) -> Result<(), Error> {
+    settings.prepare_dirs()?;
+    let root =
+        std::fs::canonicalize(&settings.watch.dir).map_err(|e| error::ConfigError::Invalid {
+            key: "watch.dir".into(),
+            problem: format!("cannot resolve {}: {e}", settings.watch.dir.display()),
+        })?;
+    let filter = Arc::new(filter::Filter::new(
+        &settings.watch.include,
+        &settings.watch.exclude,
+    )?);
+    let index = index::Index::open(&settings.state.dir, Arc::new(stamp::SystemClock))?;
+    tracing::info!(
+        index = %index.path().display(),
+        files = index.stats().files.load(std::sync::atomic::Ordering::Relaxed),
+        "index open"
+    );
+    let (writer, writer_thread) = index
+        .start_writer(WRITER_QUEUE)
+        .map_err(|e| Error::Internal(format!("cannot start the index writer: {e}")))?;
+    let health = Arc::new(health::Health::default());
+    let (watch_handle, watch_rx) = watch::start(&root, settings.watch.recursive, WATCH_QUEUE)
+        .map_err(|source| Error::Watch {
+            path: root.clone(),
+            source,
+        })?;
+    tracing::info!(dir = %root.display(), recursive = settings.watch.recursive, "watching");
+
+    let discover_token = token.child_token();
+    let mut discovery = tokio::spawn(discover::run(
+        discover::Discover {
+            root: root.clone(),
+            recursive: settings.watch.recursive,
+            settle: Duration::from_millis(settings.watch.settle_ms),
+            rescan_every: Duration::from_secs(settings.watch.rescan_interval_s),
+            filter,
+            reader: index.reader(),
+            writer: writer.clone(),
+            health: health.clone(),
+        },
+        watch_rx,
+        watch_handle.dropped.clone(),
+        discover_token.clone(),
+    ));
+    let state = Arc::new(http::AppState {
+        reader: index.reader(),
+        writer,
+        clock: index.clock(),
+        health,
+        root,
+        public_url: settings.server.public_url.clone(),
+        retry_after: settings.trigger.retry_after_s,
+        max_content: settings.trigger.max_content_bytes,
+    });
+
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "listening");
+    }
+    let http_token = token.child_token();
+    let mut failure = None;
+    let server = http::serve(listener, state, http_token.clone());
+    tokio::pin!(server);
+    tokio::select! {
+        _ = &mut server => {}
+        done = &mut discovery => {
+            failure = Some(match done {
+                Ok(Ok(())) => "discovery stopped".to_string(),
+                Ok(Err(e)) => format!("discovery failed: {e}"),
+                Err(e) => format!("discovery panicked: {e}"),
+            });
+            http_token.cancel();
+            server.await;
+        }
+    }
+    discover_token.cancel();
+    if failure.is_none() {
+        match discovery.await {
+            Ok(Err(e)) => failure = Some(format!("discovery failed: {e}")),
+            Err(e) => failure = Some(format!("discovery panicked: {e}")),
+            Ok(Ok(())) => {}
+        }
+    }
+    drop(watch_handle);
+    // Every WriterHandle is gone now; the writer commits what is queued and stops.
+    let joined = tokio::task::spawn_blocking(move || writer_thread.join()).await;
+    if !matches!(joined, Ok(Ok(()))) {
+        failure.get_or_insert_with(|| "the index writer panicked".into());
+    }
+    drop(index);
+    tracing::info!("stopped");
+    match failure {
+        Some(f) => Err(Error::Internal(f)),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,344 @@
+//! One offer: finding the next live file after a cursor, and its `200` body.
+//!
+//! Owns: checking an indexed version against the disk at poll time (gone or changed files
+//! are skipped), the JSON body with Logic Apps' `$content-type`/`$content` convention,
+//! the lossless text form of a path that is not UTF-8, and streaming base64 content from
+//! disk without holding a large file in memory.
+//! Does not own: the cursor in `Location`, status codes or headers (`http`).
+
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::Path;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use bytes::Bytes;
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::error::IndexError;
+use crate::index::{FileVersion, IndexReader};
+use crate::stamp::Stamp;
+
+/// Files up to this size are read whole at poll time; larger ones are streamed.
+const INLINE_MAX: u64 = 256 * 1024;
+/// Streaming chunk: a multiple of 3, so no base64 padding appears mid-stream.
+const CHUNK: usize = 3 * 16 * 1024;
+/// Entries whose file is gone or changed that one poll walks past at most.
+const MAX_SKIP: usize = 10_000;
+
+/// The content of an offer, as found at poll time.
+#[derive(Debug)]
+pub enum Content {
+    /// Read whole (small files).
+    Inline(Vec<u8>),
+    /// Opened and checked, to be streamed.
+    Stream(File),
+    /// Not included; the reason is given in `contentOmitted`.
+    Omitted(String),
+}
+
+/// The next file for a cursor.
+#[derive(Debug)]
+pub struct Offer {
+    /// Its index stamp (the next cursor).
+    pub stamp: Stamp,
+    /// The version indexed.
+    pub version: FileVersion,
+    /// Its content.
+    pub content: Content,
+    /// Whether more entries follow it.
+    pub more: bool,
+}
+
+/// Finds the oldest live file indexed after `cursor` (blocking).
+///
+/// # Errors
+/// [`IndexError`] when the index cannot be read.
+pub fn next_after(
+    reader: &IndexReader,
+    root: &Path,
+    cursor: Stamp,
+    max_content: u64,
+) -> Result<Option<Offer>, IndexError> {
+    let snapshot = reader.snapshot()?;
+    Ok(snapshot
+        .first_after(cursor, MAX_SKIP, |v| open_checked(root, v, max_content))?
+        .map(|f| Offer {
+            stamp: f.stamp,
+            version: f.version,
+            content: f.checked,
+            more: f.more,
+        }))
+}
+
+/// Opens the indexed version if it is still what is on disk. `None` skips it: the file is
+/// gone, replaced by something that is not a regular file, or changed since (a changed
+/// file is a new version with its own, later stamp).
+fn open_checked(root: &Path, v: &FileVersion, max_content: u64) -> Option<Content> {
+    let path = root.join(std::ffi::OsStr::from_bytes(&v.rel));
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc_flags())
+        .open(&path);
+    let file = match file {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            tracing::warn!(path = %path.display(), "offered without content: permission denied");
+            return Some(Content::Omitted(format!("the file cannot be read: {e}")));
+        }
+        Err(_) => return None,
+    };
+    let meta = file.metadata().ok()?;
+    let mtime = Stamp(
+        meta.mtime()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(meta.mtime_nsec()),
+    );
+    if !meta.file_type().is_file() || !v.same_version(meta.len(), mtime, meta.ino()) {
+        return None;
+    }
+    if v.size > max_content {
+        return Some(Content::Omitted(format!(
+            "the file has {} bytes, more than trigger.max_content_bytes ({max_content})",
+            v.size
+        )));
+    }
+    if v.size <= INLINE_MAX {
+        let mut buf = Vec::with_capacity(v.size as usize);
+        match file.take(v.size + 1).read_to_end(&mut buf) {
+            Ok(n) if n as u64 == v.size => Some(Content::Inline(buf)),
+            Ok(_) => None,
+            Err(e) => Some(Content::Omitted(format!("the file cannot be read: {e}"))),
+        }
+    } else {
+        Some(Content::Stream(file))
+    }
+}
+
+/// `O_NOFOLLOW | O_NONBLOCK`: never follow a link swapped in, never hang on a FIFO.
+fn libc_flags() -> i32 {
+    libc::O_NONBLOCK | libc::O_NOFOLLOW
+}
+
+/// The text form of a relative path: UTF-8 as is; otherwise every byte that is not part of
+/// valid UTF-8 as `%XX` and `%` itself as `%25`, so the form is lossless. Returns whether
+/// it was escaped.
+pub fn path_text(bytes: &[u8]) -> (String, bool) {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => (s.to_string(), false),
+        Err(_) => {
+            let mut out = String::with_capacity(bytes.len() * 2);
+            for chunk in bytes.utf8_chunks() {
+                out.push_str(&chunk.valid().replace('%', "%25"));
+                for b in chunk.invalid() {
+                    out.push_str(&format!("%{b:02X}"));
+                }
+            }
+            (out, true)
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Meta<'a> {
+    path: String,
+    name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path_encoding: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path_bytes: Option<String>,
+    size: u64,
+    last_modified: String,
+    indexed_at: String,
+    content_type: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content_omitted: Option<&'a str>,
+}
+
+/// A `200` body: either complete, or a head and a tail around streamed base64 content.
+#[derive(Debug)]
+pub enum Body {
+    /// The whole JSON.
+    Full(Bytes),
+    /// JSON head, the file to stream as base64, JSON tail; `len` is the exact total.
+    Stream {
+        /// Everything before the base64 text.
+        head: Bytes,
+        /// The open file, already checked.
+        file: File,
+        /// Bytes of the file to send.
+        size: u64,
+        /// Everything after the base64 text.
+        tail: Bytes,
+        /// Total body length.
+        len: u64,
+    },
+}
+
+/// Builds the body of an offer.
+pub fn body(offer: Offer) -> Body {
+    let v = &offer.version;
+    let (path, escaped) = path_text(&v.rel);
+    let name_bytes = v.rel.rsplit(|b| *b == b'/').next().unwrap_or(&v.rel);
+    let (name, _) = path_text(name_bytes);
+    let content_type = mime_guess::from_path(Path::new(std::ffi::OsStr::from_bytes(name_bytes)))
+        .first_raw()
+        .unwrap_or("application/octet-stream");
+    let omitted = match &offer.content {
+        Content::Omitted(why) => Some(why.as_str()),
+        _ => None,
+    };
+    let meta = Meta {
+        path,
+        name,
+        path_encoding: escaped.then_some("percent-escaped"),
+        path_bytes: escaped.then(|| B64.encode(&v.rel)),
+        size: v.size,
+        last_modified: v.mtime.to_string(),
+        indexed_at: offer.stamp.to_string(),
+        content_type,
+        content_omitted: omitted,
+    };
+    // Serializing a struct of strings and numbers cannot fail.
+    let mut json = serde_json::to_string(&meta).unwrap_or_else(|_| "{}".into());
+    if omitted.is_some() {
+        return Body::Full(Bytes::from(json));
+    }
+    json.pop(); // the closing brace
+    let ct = serde_json::to_string(content_type).unwrap_or_else(|_| "\"\"".into());
+    json.push_str(&format!(
+        ",\"content\":{{\"$content-type\":{ct},\"$content\":\""
+    ));
+    let tail = "\"}}";
+    match offer.content {
+        Content::Inline(data) => {
+            json.push_str(&B64.encode(&data));
+            json.push_str(tail);
+            Body::Full(Bytes::from(json))
+        }
+        Content::Stream(file) => {
+            let b64_len = v.size.div_ceil(3) * 4;
+            Body::Stream {
+                len: json.len() as u64 + b64_len + tail.len() as u64,
+                head: Bytes::from(json),
+                file,
+                size: v.size,
+                tail: Bytes::from_static(tail.as_bytes()),
+            }
+        }
+        Content::Omitted(_) => Body::Full(Bytes::new()),
+    }
+}
+
+/// Streams `size` bytes of `file` as base64 into `tx`, between `head` and `tail`
+/// (blocking). A short read ends the stream with an error, so the client sees a failed
+/// request and polls the same cursor again.
+pub fn stream_into(
+    head: Bytes,
+    mut file: File,
+    size: u64,
+    tail: Bytes,
+    tx: mpsc::Sender<std::io::Result<Bytes>>,
+) {
+    if tx.blocking_send(Ok(head)).is_err() {
+        return;
+    }
+    let mut left = size;
+    let mut buf = vec![0u8; CHUNK];
+    while left > 0 {
+        let want = (left as usize).min(CHUNK);
+        if let Err(e) = file.read_exact(&mut buf[..want]) {
+            let _ = tx.blocking_send(Err(e));
+            return;
+        }
+        left -= want as u64;
+        if tx
+            .blocking_send(Ok(Bytes::from(B64.encode(&buf[..want]))))
+            .is_err()
+        {
+            return;
+        }
+    }
+    let _ = tx.blocking_send(Ok(tail));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utf8_paths_are_kept_as_they_are() {
+        assert_eq!(
+            path_text("a b/ü%20.pdf".as_bytes()),
+            ("a b/ü%20.pdf".into(), false)
+        );
+    }
+
+    #[test]
+    fn non_utf8_paths_are_escaped_losslessly() {
+        let (text, escaped) = path_text(b"dir/caf\xe9 100%.txt");
+        assert!(escaped);
+        assert_eq!(text, "dir/caf%E9 100%25.txt");
+        // Undo the escape and get the bytes back.
+        let mut back = Vec::new();
+        let t = text.as_bytes();
+        let mut i = 0;
+        while i < t.len() {
+            if t[i] == b'%' {
+                back.push(u8::from_str_radix(&text[i + 1..i + 3], 16).unwrap());
+                i += 3;
+            } else {
+                back.push(t[i]);
+                i += 1;
+            }
+        }
+        assert_eq!(back, b"dir/caf\xe9 100%.txt");
+    }
+
+    #[test]
+    fn a_streamed_body_has_the_announced_length_and_valid_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..CHUNK * 2 + 7).map(|i| (i % 251) as u8).collect();
+        std::fs::write(dir.path().join("big.bin"), &data).unwrap();
+        let file = File::open(dir.path().join("big.bin")).unwrap();
+        let offer = Offer {
+            stamp: Stamp(5),
+            version: FileVersion {
+                rel: b"big.bin".to_vec(),
+                size: data.len() as u64,
+                mtime: Stamp(1),
+                ino: 1,
+            },
+            content: Content::Stream(file),
+            more: false,
+        };
+        let Body::Stream {
+            head,
+            file,
+            size,
+            tail,
+            len,
+        } = body(offer)
+        else {
+            panic!("expected a stream");
+        };
+        let (tx, mut rx) = mpsc::channel(4);
+        let t = std::thread::spawn(move || stream_into(head, file, size, tail, tx));
+        let mut all = Vec::new();
+        while let Some(chunk) = rx.blocking_recv() {
+            all.extend_from_slice(&chunk.unwrap());
+        }
+        t.join().unwrap();
+        assert_eq!(all.len() as u64, len);
+        let v: serde_json::Value = serde_json::from_slice(&all).unwrap();
+        let content = B64
+            .decode(v["content"]["$content"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(content, data);
+        assert_eq!(v["content"]["$content-type"], "application/octet-stream");
+    }
+}
