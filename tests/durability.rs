@@ -1,0 +1,126 @@
+//! Restarts, SIGTERM and `kill -9`: nothing indexed is offered again along a cursor
+//! chain, nothing is lost, and cursors from before a restart keep working.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const SETTLE: u64 = 150;
+const WAIT: Duration = Duration::from_secs(60);
+
+/// Points a URL of an earlier run at the daemon's new address (port 0 gives a new port
+/// each start, as a move behind a proxy would).
+fn rebase(url: &str, d: &Daemon) -> String {
+    let rest = url.strip_prefix("http://").unwrap();
+    let path = &rest[rest.find('/').unwrap()..];
+    format!("http://{}{}", d.addr, path)
+}
+
+#[test]
+fn after_sigterm_the_old_cursor_works_and_files_created_while_stopped_come_once() {
+    let site = Site::new();
+    let d = site.daemon(SETTLE, &[]);
+    let mut p = Poller::start(&d.trigger_url());
+    // A second workflow that made its first call but has seen nothing yet.
+    let idle = Poller::start(&d.trigger_url());
+    let before: Vec<String> = (0..3).map(|i| format!("before-{i}.txt")).collect();
+    for b in &before {
+        site.put(b, b"1");
+    }
+    p.drain(3, WAIT);
+    assert!(d.terminate().success(), "SIGTERM is a clean exit");
+
+    let during: Vec<String> = (0..4).map(|i| format!("while-stopped/{i}.txt")).collect();
+    for w in &during {
+        site.put(w, b"2");
+    }
+    let d = site.daemon(SETTLE, &[]);
+    p.next = rebase(&p.next, &d);
+    let n = p.got.len();
+    p.drain(n + 4, WAIT);
+    assert_exactly_once(&p.got[n..], &during);
+    p.expect_nothing_more(Duration::from_millis(SETTLE * 4));
+
+    let mut idle = Poller::at(rebase(&idle.next, &d));
+    let all: Vec<String> = before.iter().chain(&during).cloned().collect();
+    idle.drain(7, WAIT);
+    assert_exactly_once(&idle.got, &all);
+}
+
+#[test]
+fn kill_9_during_a_burst_of_writes_loses_nothing_and_repeats_nothing() {
+    let site = Arc::new(Site::new());
+    let total = 400;
+    let want: Vec<String> = (0..total)
+        .map(|i| format!("k/{:02}/f{i:04}.dat", i % 7))
+        .collect();
+    let done = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let site = site.clone();
+        let want = want.clone();
+        let done = done.clone();
+        std::thread::spawn(move || {
+            for (i, w) in want.iter().enumerate() {
+                site.put(w, format!("payload {i}").as_bytes());
+                std::thread::sleep(Duration::from_millis(4));
+            }
+            done.store(true, Ordering::SeqCst);
+        })
+    };
+
+    let mut d = site.daemon(SETTLE, &[]);
+    let mut p = Poller::start(&d.trigger_url());
+    let mut kills = 0;
+    // Poll along one chain, killing the daemon at moments that vary from round to round.
+    while !done.load(Ordering::SeqCst) || kills < 3 {
+        let until = Instant::now() + Duration::from_millis(150 + 137 * (kills % 5));
+        while Instant::now() < until {
+            let r = p.poll();
+            if r.retry_after() > 0 {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        d.kill9();
+        kills += 1;
+        d = site.daemon(SETTLE, &[]);
+        p.next = rebase(&p.next, &d);
+    }
+    writer.join().unwrap();
+    p.drain(total, WAIT);
+    assert!(kills >= 3);
+    assert_exactly_once(&p.got, &want);
+    for g in &p.got {
+        let i: usize = g
+            .path
+            .rsplit('f')
+            .next()
+            .unwrap()
+            .trim_end_matches(".dat")
+            .parse()
+            .unwrap();
+        assert_eq!(g.content(), format!("payload {i}").as_bytes(), "{}", g.path);
+    }
+    p.expect_nothing_more(Duration::from_millis(SETTLE * 4));
+}
+
+#[test]
+fn a_restart_does_not_re_offer_files_to_a_new_first_call() {
+    let site = Site::new();
+    for i in 0..5 {
+        site.put(&format!("old-{i}.txt"), b"old");
+    }
+    let d = site.daemon(SETTLE, &[]);
+    wait_for("indexed", WAIT, || d.health()["filesIndexed"] == 5);
+    d.kill9();
+    let d = site.daemon(SETTLE, &[]);
+    assert_eq!(d.health()["filesIndexed"], 5, "the index survived kill -9");
+    let mut p = Poller::start(&d.trigger_url());
+    p.expect_nothing_more(Duration::from_millis(SETTLE * 4));
+    site.put("new.txt", b"new");
+    p.drain(1, WAIT);
+    assert_eq!(p.paths(), vec!["new.txt"]);
+}
