@@ -12,14 +12,6 @@ use common::*;
 const SETTLE: u64 = 150;
 const WAIT: Duration = Duration::from_secs(60);
 
-/// Points a URL of an earlier run at the daemon's new address (port 0 gives a new port
-/// each start, as a move behind a proxy would).
-fn rebase(url: &str, d: &Daemon) -> String {
-    let rest = url.strip_prefix("http://").unwrap();
-    let path = &rest[rest.find('/').unwrap()..];
-    format!("http://{}{}", d.addr, path)
-}
-
 #[test]
 fn after_sigterm_the_old_cursor_works_and_files_created_while_stopped_come_once() {
     let site = Site::new();
@@ -39,13 +31,13 @@ fn after_sigterm_the_old_cursor_works_and_files_created_while_stopped_come_once(
         site.put(w, b"2");
     }
     let d = site.daemon(SETTLE, &[]);
-    p.next = rebase(&p.next, &d);
+    p.next = d.rebase(&p.next);
     let n = p.got.len();
     p.drain(n + 4, WAIT);
     assert_exactly_once(&p.got[n..], &during);
     p.expect_nothing_more(Duration::from_millis(SETTLE * 4));
 
-    let mut idle = Poller::at(rebase(&idle.next, &d));
+    let mut idle = Poller::at(d.rebase(&idle.next));
     let all: Vec<String> = before.iter().chain(&during).cloned().collect();
     idle.drain(7, WAIT);
     assert_exactly_once(&idle.got, &all);
@@ -87,7 +79,7 @@ fn kill_9_during_a_burst_of_writes_loses_nothing_and_repeats_nothing() {
         d.kill9();
         kills += 1;
         d = site.daemon(SETTLE, &[]);
-        p.next = rebase(&p.next, &d);
+        p.next = d.rebase(&p.next);
     }
     writer.join().unwrap();
     p.drain(total, WAIT);

@@ -173,6 +173,14 @@ impl Daemon {
         format!("{}/trigger", self.base())
     }
 
+    /// Points a URL of an earlier run at this daemon's address (port 0 gives a new port
+    /// each start, as a move behind a proxy would).
+    pub fn rebase(&self, url: &str) -> String {
+        let rest = url.strip_prefix("http://").unwrap();
+        let path = &rest[rest.find('/').unwrap()..];
+        format!("http://{}{}", self.addr, path)
+    }
+
     fn wait_healthy(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
