@@ -445,6 +445,43 @@ impl http_body::Body for ChannelBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::index::Index;
+    use crate::stamp::SystemClock;
+
+    async fn status_of(state: &AppState, uri: &str) -> StatusCode {
+        let req = Request::get(uri).header(HOST, "h:1").body(()).unwrap();
+        handle(state, "127.0.0.1:9".parse().unwrap(), req)
+            .await
+            .status()
+    }
+
+    #[tokio::test]
+    async fn healthz_is_503_until_ready_and_200_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::open(dir.path(), Arc::new(SystemClock)).unwrap();
+        let (writer, _join) = index.start_writer(4).unwrap();
+        let state = AppState {
+            reader: index.reader(),
+            writer,
+            clock: index.clock(),
+            health: Arc::new(Health::default()),
+            root: dir.path().to_path_buf(),
+            public_url: None,
+            retry_after: 15,
+            max_content: 1,
+        };
+        assert_eq!(
+            status_of(&state, "/healthz").await,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        state.health.set_ready(true);
+        assert_eq!(status_of(&state, "/healthz").await, StatusCode::OK);
+        state.reader.stats().failing.store(true, Ordering::Relaxed);
+        assert_eq!(
+            status_of(&state, "/healthz").await,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
 
     #[test]
     fn the_query_keeps_other_parameters_and_finds_the_cursor() {

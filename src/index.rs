@@ -72,6 +72,9 @@ pub enum WriteOp {
     RemoveTree(Vec<u8>),
     /// Make cursors up to this stamp durable before the reply.
     Reserve(Stamp, oneshot::Sender<Result<(), IndexError>>),
+    /// Commit everything queued before this and stop; later sends fail. Shutdown uses it
+    /// so that a straggling connection holding a handle cannot keep the writer alive.
+    Stop,
 }
 
 /// Counters shared with `/healthz` and the poll fast path.
@@ -235,6 +238,11 @@ impl WriterHandle {
         self.tx.send(op).await.map_err(|_| IndexError::WriterGone)
     }
 
+    /// Asks the writer to commit what is queued and stop.
+    pub async fn stop(&self) {
+        let _ = self.tx.send(WriteOp::Stop).await;
+    }
+
     /// Makes cursors up to `upto` durable; returns once committed.
     ///
     /// # Errors
@@ -255,6 +263,7 @@ struct Writer {
 impl Writer {
     fn run(self, mut rx: mpsc::Receiver<WriteOp>) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
+        let mut stop = false;
         while let Some(first) = rx.blocking_recv() {
             batch.push(first);
             while batch.len() < MAX_BATCH {
@@ -265,17 +274,18 @@ impl Writer {
             }
             let mut replies = Vec::new();
             let mut reserve = Stamp::MIN;
-            let ops: Vec<WriteOp> = batch
-                .drain(..)
-                .filter_map(|op| match op {
+            let mut ops = Vec::with_capacity(batch.len());
+            for op in batch.drain(..) {
+                match op {
+                    _ if stop => {}
                     WriteOp::Reserve(upto, reply) => {
                         reserve = reserve.max(upto);
                         replies.push(reply);
-                        None
                     }
-                    other => Some(other),
-                })
-                .collect();
+                    WriteOp::Stop => stop = true,
+                    other => ops.push(other),
+                }
+            }
             let result = self.commit(&ops, reserve);
             match &result {
                 Ok(added) => {
@@ -298,6 +308,9 @@ impl Writer {
                     Ok(_) => Ok(()),
                     Err(_) => Err(IndexError::WriterGone),
                 });
+            }
+            if stop {
+                break;
             }
         }
         tracing::debug!("index writer stopped");
@@ -376,7 +389,7 @@ impl Writer {
                             offers.remove(old).map_err(|e| s("remove")(e.into()))?;
                         }
                     }
-                    WriteOp::Reserve(..) => {}
+                    WriteOp::Reserve(..) | WriteOp::Stop => {}
                 }
             }
             let floor = self.clock.floor();

@@ -103,7 +103,7 @@ pub async fn start(
     ));
     let state = Arc::new(http::AppState {
         reader: index.reader(),
-        writer,
+        writer: writer.clone(),
         clock: index.clock(),
         health,
         root,
@@ -140,7 +140,10 @@ pub async fn start(
         }
     }
     drop(watch_handle);
-    // Every WriterHandle is gone now; the writer commits what is queued and stops.
+    // Commit what discovery queued, and stop the writer even if a straggling connection
+    // still holds a handle.
+    writer.stop().await;
+    drop(writer);
     let joined = tokio::task::spawn_blocking(move || writer_thread.join()).await;
     if !matches!(joined, Ok(Ok(()))) {
         failure.get_or_insert_with(|| "the index writer panicked".into());
