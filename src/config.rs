@@ -52,6 +52,7 @@ pub struct Settings {
 #[serde(deny_unknown_fields)]
 pub struct ServerSettings {
     /// `server.listen`
+    #[serde(deserialize_with = "socket_addr")]
     pub listen: SocketAddr,
     /// `server.public_url`, without a trailing `/`.
     #[serde(default)]
@@ -92,6 +93,16 @@ pub struct TriggerSettings {
     pub retry_after_s: u32,
     /// `trigger.max_content_bytes`
     pub max_content_bytes: u64,
+}
+
+/// A socket address with a message that shows the bad value and a good one.
+fn socket_addr<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    let text = String::deserialize(d)?;
+    text.trim().parse().map_err(|_| {
+        serde::de::Error::custom(format!(
+            "`{text}` is not a socket address (IP:PORT, e.g. 127.0.0.1:8080 or [::1]:8080)"
+        ))
+    })
 }
 
 /// Loads the three layers and validates the result.
@@ -197,7 +208,10 @@ impl Settings {
                 .parse()
                 .map_err(|e| bad("server.public_url", format!("`{url}` is not a URL: {e}")))?;
             match uri.scheme_str() {
-                Some("http") | Some("https") => {}
+                Some("http") | Some("https") if uri.authority().is_some() => {}
+                Some("http") | Some("https") => {
+                    return Err(bad("server.public_url", format!("`{url}` has no host")))
+                }
                 _ => {
                     return Err(bad(
                         "server.public_url",

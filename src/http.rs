@@ -304,6 +304,11 @@ fn location<B>(
     url.push_str(CURSOR);
     url.push('=');
     url.push_str(&cursor.to_string());
+    header_url(url)
+}
+
+/// A URL as a `Location` value, within the length limit.
+fn header_url(url: String) -> Result<HeaderValue, RequestError> {
     if url.len() > MAX_LOCATION {
         return Err(RequestError::LocationTooLong);
     }
@@ -320,9 +325,6 @@ async fn poll<B>(state: &AppState, req: &Request<B>) -> Response<Body> {
 async fn try_poll<B>(state: &AppState, req: &Request<B>) -> Result<Response<Body>, RequestError> {
     let query = parse_query(req.uri().query().unwrap_or(""))?;
     let base = base_url(state, req)?;
-    let waiting = |cursor: Stamp| {
-        location(&base, req, &query.pairs, cursor).map(|loc| accepted(loc, state.retry_after))
-    };
     let Some(cursor) = query.cursor else {
         let now = state.clock.cursor_now();
         if now > state.clock.reserved() {
@@ -334,10 +336,19 @@ async fn try_poll<B>(state: &AppState, req: &Request<B>) -> Result<Response<Body
                 ));
             }
         }
-        return waiting(now);
+        return location(&base, req, &query.pairs, now).map(|loc| accepted(loc, state.retry_after));
+    };
+    // Nothing new keeps the cursor exactly as the client sent it.
+    let unchanged = || {
+        let url = format!(
+            "{base}{}?{}",
+            req.uri().path(),
+            req.uri().query().unwrap_or("")
+        );
+        header_url(url).map(|loc| accepted(loc, state.retry_after))
     };
     if !state.reader.maybe_after(cursor) {
-        return waiting(cursor);
+        return unchanged();
     }
     let reader = state.reader.clone();
     let root = state.root.clone();
@@ -345,7 +356,7 @@ async fn try_poll<B>(state: &AppState, req: &Request<B>) -> Result<Response<Body
     let found =
         tokio::task::spawn_blocking(move || offer::next_after(&reader, &root, cursor, max)).await;
     match found {
-        Ok(Ok(None)) => waiting(cursor),
+        Ok(Ok(None)) => unchanged(),
         Ok(Ok(Some(offer))) => {
             let loc = location(&base, req, &query.pairs, offer.stamp)?;
             let retry = if offer.more { 0 } else { state.retry_after };

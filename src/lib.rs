@@ -117,27 +117,22 @@ pub async fn start(
     }
     let http_token = token.child_token();
     let mut failure = None;
+    let mut discovery_done = false;
     let server = http::serve(listener, state, http_token.clone());
     tokio::pin!(server);
     tokio::select! {
         _ = &mut server => {}
         done = &mut discovery => {
-            failure = Some(match done {
-                Ok(Ok(())) => "discovery stopped".to_string(),
-                Ok(Err(e)) => format!("discovery failed: {e}"),
-                Err(e) => format!("discovery panicked: {e}"),
-            });
+            discovery_done = true;
+            // Discovery also ends cleanly when shutdown was asked for: that is no failure.
+            failure = discovery_failure(done, token.is_cancelled());
             http_token.cancel();
             server.await;
         }
     }
     discover_token.cancel();
-    if failure.is_none() {
-        match discovery.await {
-            Ok(Err(e)) => failure = Some(format!("discovery failed: {e}")),
-            Err(e) => failure = Some(format!("discovery panicked: {e}")),
-            Ok(Ok(())) => {}
-        }
+    if !discovery_done {
+        failure = discovery_failure(discovery.await, true);
     }
     drop(watch_handle);
     // Commit what discovery queued, and stop the writer even if a straggling connection
@@ -153,5 +148,18 @@ pub async fn start(
     match failure {
         Some(f) => Err(Error::Internal(f)),
         None => Ok(()),
+    }
+}
+
+/// What the end of the discovery task means: `None` for a clean stop during shutdown.
+fn discovery_failure(
+    done: Result<Result<(), error::IndexError>, tokio::task::JoinError>,
+    shutting_down: bool,
+) -> Option<String> {
+    match done {
+        Ok(Ok(())) if shutting_down => None,
+        Ok(Ok(())) => Some("discovery stopped".to_string()),
+        Ok(Err(e)) => Some(format!("discovery failed: {e}")),
+        Err(e) => Some(format!("discovery panicked: {e}")),
     }
 }

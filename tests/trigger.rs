@@ -330,3 +330,17 @@ fn location_follows_server_public_url() {
         r.location()
     );
 }
+
+#[test]
+fn nothing_new_echoes_the_cursor_exactly_as_sent() {
+    let site = Site::new();
+    let d = site.daemon(SETTLE, &[]);
+    for q in [
+        "triggerState=2000-01-01T00:00:00Z&x=1",
+        "a=1&triggerState=2999-01-01T00:00:00%2B01:00",
+    ] {
+        let r = get(&format!("{}?{q}", d.trigger_url())).unwrap();
+        assert_eq!(r.status, 202, "{q}");
+        assert_eq!(r.location(), format!("{}?{q}", d.trigger_url()));
+    }
+}
