@@ -1,9 +1,11 @@
 //! Discovery: from watcher events and scans to settled file versions in the index.
 //!
 //! Owns: the one task that reacts to [`WatchMsg`]s, schedules full and subtree scans
-//! (start-up, watcher overflow, new directories, the periodic safety net), feeds the
-//! [`Settler`], and sends settled versions and removals to the index writer. It marks the
-//! daemon ready once the watcher runs and the start-up scan has walked the tree.
+//! (start-up, watcher overflow, new directories, the periodic safety net) and the
+//! directory watches they add, feeds the [`Settler`] (or, for many new files at once, the
+//! two-scan check of [`Bulk`]), and sends settled versions and removals to the index
+//! writer. It marks the daemon ready once the watcher runs and the start-up scan has
+//! walked the tree.
 //! Does not own: the notify thread (`watch`), walking (`scan`), or the store (`index`).
 
 use std::collections::{HashSet, VecDeque};
@@ -25,7 +27,7 @@ use crate::index::{FileVersion, IndexReader, WriteOp, WriterHandle};
 use crate::scan::{self, ScanReport};
 use crate::settle::Settler;
 use crate::stamp::Stamp;
-use crate::watch::WatchMsg;
+use crate::watch::{AddError, WatchMsg, WatchRx, Watches};
 
 /// Candidates are handed from a scan thread in batches of this size.
 const BATCH: usize = 512;
@@ -33,8 +35,9 @@ const BATCH: usize = 512;
 const DUE_BATCH: usize = 4096;
 /// Subtree scans that may run at once.
 const MAX_SUBTREE_SCANS: usize = 2;
-/// A new directory is scanned again after this delay: notify adds its watch only after
-/// reporting it, so files written in between are found by the second look.
+/// A new directory is scanned again after this delay. Its subtree scan adds the watches
+/// before it reads each directory, so nothing should be missed; the second look is a
+/// cheap safety net for what was written while the first scan was being scheduled.
 const NEW_DIR_FOLLOW_UP: Duration = Duration::from_millis(500);
 
 /// What discovery needs.
@@ -58,12 +61,20 @@ pub struct Discover {
     pub health: Arc<Health>,
 }
 
+/// Scan candidates the settler holds at most; past this, a scan's candidates are only
+/// remembered as a hash each and confirmed by a second scan (see [`Bulk`]).
+const SETTLER_CAP: usize = 4_096;
+
 /// What scan threads send back.
 enum Found {
-    Candidates(Vec<FileVersion>),
+    /// New versions, stat'ed by a scan that started at this instant.
+    Candidates(Instant, Vec<FileVersion>),
     Gone(Vec<(Vec<u8>, Stamp)>),
-    /// A full scan has walked the whole tree (its deletion check may still run).
-    Walked(ScanReport),
+    /// A full scan that started at this instant has walked the whole tree (its deletion
+    /// check may still run).
+    Walked(Instant, ScanReport),
+    /// A scan could not add a directory watch because the OS limit is reached.
+    WatchLimit(String),
 }
 
 /// The result of looking at one event's path.
@@ -92,6 +103,67 @@ struct State {
     follow_ups: VecDeque<(Instant, Vec<u8>)>,
     walked_once: bool,
     token: CancellationToken,
+    watches: Watches,
+    bulk: Bulk,
+}
+
+/// The settle check for many files at once (a start-up scan of a large tree, a big copy
+/// found by a rescan), in constant memory per file.
+///
+/// Past [`SETTLER_CAP`], a scan candidate is not held by the settler but remembered as a
+/// keyed 64-bit hash of its path and version. Once the scans feeding that set are done,
+/// the set is sealed and a full scan is run `settle` later: a file it finds with a version
+/// whose hash is in the sealed set was seen unchanged by two scans at least `settle`
+/// apart, and is complete. Anything else (changed since, new) starts over as a candidate;
+/// a file with an event in between is pending in the settler, which then decides. Two
+/// different versions share a hash with probability 2⁻⁶⁴ per pair (the key is random per
+/// process, so it cannot be aimed at).
+struct Bulk {
+    hasher: std::hash::RandomState,
+    /// Hashes collected since the last seal.
+    collecting: Vec<u64>,
+    /// The sealed set (sorted), and the instant from which a scan may confirm it.
+    sealed: Option<(Vec<u64>, Instant)>,
+    /// When to start the confirming scan.
+    confirm_at: Option<Instant>,
+}
+
+impl Bulk {
+    fn hash(&self, v: &FileVersion) -> u64 {
+        use std::hash::BuildHasher;
+        self.hasher
+            .hash_one((v.rel.as_slice(), v.size, v.mtime.0, v.ino))
+    }
+
+    fn len(&self) -> usize {
+        self.collecting.len() + self.sealed.as_ref().map_or(0, |(h, _)| h.len())
+    }
+
+    /// Whether a scan that started at `started` saw `v` unchanged since the sealed set.
+    fn confirms(&self, started: Instant, v: &FileVersion) -> bool {
+        match &self.sealed {
+            Some((hashes, from)) if started >= *from => hashes.binary_search(&self.hash(v)).is_ok(),
+            _ => false,
+        }
+    }
+
+    /// Seals what was collected, if nothing is sealed yet; the confirming scan is due
+    /// `settle` from now.
+    fn seal(&mut self, now: Instant, settle: Duration) {
+        if self.sealed.is_some() || self.collecting.is_empty() {
+            return;
+        }
+        let mut hashes = std::mem::take(&mut self.collecting);
+        hashes.sort_unstable();
+        hashes.dedup();
+        hashes.shrink_to_fit();
+        tracing::info!(
+            files = hashes.len(),
+            "many new files: a second scan confirms them after the settle time"
+        );
+        self.sealed = Some((hashes, now + settle));
+        self.confirm_at = Some(now + settle);
+    }
 }
 
 /// Runs discovery until `token` is cancelled.
@@ -100,12 +172,16 @@ struct State {
 /// [`IndexError::WriterGone`] if the index writer stops underneath it.
 pub async fn run(
     d: Discover,
-    mut watch_rx: mpsc::Receiver<WatchMsg>,
+    watch_rx: WatchRx,
     dropped: Arc<AtomicBool>,
     token: CancellationToken,
 ) -> Result<(), IndexError> {
     let (found_tx, mut found_rx) = mpsc::channel(64);
     let rescan_every = d.rescan_every;
+    let WatchRx {
+        rx: mut watch_rx,
+        watches,
+    } = watch_rx;
     let mut st = State {
         settler: Settler::new(d.settle),
         d,
@@ -118,6 +194,13 @@ pub async fn run(
         follow_ups: VecDeque::new(),
         walked_once: false,
         token: token.clone(),
+        watches,
+        bulk: Bulk {
+            hasher: std::hash::RandomState::new(),
+            collecting: Vec::new(),
+            sealed: None,
+            confirm_at: None,
+        },
     };
     st.d.health.set_watcher("inotify");
     st.request_full("start-up");
@@ -127,10 +210,14 @@ pub async fn run(
     let mut msgs = Vec::with_capacity(1024);
     let mut watching = true;
     loop {
-        let deadline = match (st.settler.next_due(), st.follow_ups.front()) {
-            (Some(a), Some((b, _))) => Some(a.min(*b)),
-            (a, b) => a.or(b.map(|(t, _)| *t)),
-        };
+        let deadline = [
+            st.settler.next_due(),
+            st.follow_ups.front().map(|(t, _)| *t),
+            st.bulk.confirm_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         tokio::select! {
             biased;
             _ = token.cancelled() => break,
@@ -151,7 +238,7 @@ pub async fn run(
         if dropped.swap(false, Ordering::AcqRel) {
             st.request_full("the watcher's channel was full and events were dropped");
         }
-        st.d.health.set_pending(st.settler.len());
+        st.d.health.set_pending(st.settler.len() + st.bulk.len());
     }
     st.scans.shutdown().await;
     Ok(())
@@ -198,6 +285,7 @@ impl State {
         let reader = self.d.reader.clone();
         let tx = self.found_tx.clone();
         let cancel = self.token.clone();
+        let watches = self.watches.clone();
         self.scans.spawn_blocking(move || {
             let sub = PathBuf::from(std::ffi::OsStr::from_bytes(&sub));
             let snapshot = match reader.snapshot() {
@@ -208,16 +296,45 @@ impl State {
                 }
             };
             let mut batch = Vec::with_capacity(BATCH);
+            // Every stat of this scan happens after this instant.
             let started = Instant::now();
-            let report = scan::scan(&root, &sub, recursive, &filter, &snapshot, &cancel, |v| {
-                batch.push(v);
-                if batch.len() >= BATCH {
-                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-                    return tx.blocking_send(Found::Candidates(full)).is_ok();
+            // Each directory is watched just before the scan reads it (the watched
+            // directory itself has its watch already). Past the OS limit, the rest of this
+            // scan goes on without adding any.
+            let mut watching = recursive;
+            let enter = |dir: &Path| {
+                if !watching || dir == root {
+                    return;
                 }
-                true
-            });
-            if !batch.is_empty() && tx.blocking_send(Found::Candidates(batch)).is_err() {
+                match watches.add(dir) {
+                    Ok(()) => {}
+                    Err(AddError::Limit(message)) => {
+                        watching = false;
+                        let _ = tx.blocking_send(Found::WatchLimit(message));
+                    }
+                    Err(AddError::Other(message)) => {
+                        tracing::debug!(dir = %dir.display(), error = %message, "no watch added");
+                    }
+                }
+            };
+            let report = scan::scan(
+                &root,
+                &sub,
+                recursive,
+                &filter,
+                &snapshot,
+                &cancel,
+                enter,
+                |v| {
+                    batch.push(v);
+                    if batch.len() >= BATCH {
+                        let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                        return tx.blocking_send(Found::Candidates(started, full)).is_ok();
+                    }
+                    true
+                },
+            );
+            if !batch.is_empty() && tx.blocking_send(Found::Candidates(started, batch)).is_err() {
                 return kind;
             }
             if kind == ScanKind::Full {
@@ -228,7 +345,7 @@ impl State {
                     ms = started.elapsed().as_millis() as u64,
                     "full scan walked the tree"
                 );
-                if tx.blocking_send(Found::Walked(report)).is_err() || report.stopped {
+                if tx.blocking_send(Found::Walked(started, report)).is_err() || report.stopped {
                     return kind;
                 }
                 let mut gone = Vec::new();
@@ -270,6 +387,7 @@ impl State {
                 }
             }
             ScanKind::Subtree => {
+                self.bulk.seal(Instant::now(), self.d.settle);
                 self.subtrees_running = self.subtrees_running.saturating_sub(1);
                 if let Some(next) = self.subtree_queue.pop_front() {
                     self.request_subtree(next);
@@ -281,9 +399,16 @@ impl State {
     async fn on_found(&mut self, found: Found) -> Result<(), IndexError> {
         let now = Instant::now();
         match found {
-            Found::Candidates(vs) => {
+            Found::Candidates(started, vs) => {
                 for v in vs {
-                    self.settler.observe(v, false, now);
+                    if self.settler.contains(&v.rel) || self.settler.len() < SETTLER_CAP {
+                        self.settler.observe(v, false, now);
+                    } else if self.bulk.confirms(started, &v) {
+                        self.d.writer.send(WriteOp::Upsert(v)).await?;
+                    } else {
+                        let h = self.bulk.hash(&v);
+                        self.bulk.collecting.push(h);
+                    }
                 }
             }
             Found::Gone(gone) => {
@@ -295,7 +420,19 @@ impl State {
                         .await?;
                 }
             }
-            Found::Walked(report) => {
+            Found::WatchLimit(message) => {
+                self.d.health.set_watcher("degraded");
+                tracing::warn!(
+                    error = %message,
+                    "inotify watch limit reached: directories past it are covered by rescans only; raise fs.inotify.max_user_watches"
+                );
+            }
+            Found::Walked(started, report) => {
+                // A full walk that started after the seal has confirmed what it could.
+                if matches!(&self.bulk.sealed, Some((_, from)) if started >= *from) {
+                    self.bulk.sealed = None;
+                }
+                self.bulk.seal(now, self.d.settle);
                 self.d.health.set_last_rescan(Stamp::now());
                 if !self.walked_once {
                     self.walked_once = true;
@@ -421,6 +558,10 @@ impl State {
 
     async fn on_due(&mut self) -> Result<(), IndexError> {
         let now = Instant::now();
+        if self.bulk.confirm_at.is_some_and(|at| at <= now) {
+            self.bulk.confirm_at = None;
+            self.request_full("confirming the many new files the last scan found");
+        }
         while let Some((at, _)) = self.follow_ups.front() {
             if *at > now {
                 break;
@@ -492,5 +633,56 @@ fn look_at(
         Ok(_) => Looked::Nothing,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Looked::Gone(bytes()),
         Err(_) => Looked::Nothing,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(rel: &str, size: u64) -> FileVersion {
+        FileVersion {
+            rel: rel.as_bytes().to_vec(),
+            size,
+            mtime: Stamp(7),
+            ino: 3,
+        }
+    }
+
+    fn bulk() -> Bulk {
+        Bulk {
+            hasher: std::hash::RandomState::new(),
+            collecting: Vec::new(),
+            sealed: None,
+            confirm_at: None,
+        }
+    }
+
+    #[test]
+    fn bulk_confirms_only_the_same_version_seen_by_a_scan_started_a_settle_time_later() {
+        let settle = Duration::from_millis(2000);
+        let t0 = Instant::now();
+        let mut b = bulk();
+        b.seal(t0, settle);
+        assert!(b.sealed.is_none(), "nothing collected, nothing sealed");
+        let h = b.hash(&v("a", 1));
+        b.collecting.push(h);
+        b.seal(t0, settle);
+        assert_eq!(b.confirm_at, Some(t0 + settle));
+        assert_eq!(b.len(), 1);
+        // A scan that started before the settle time ran out confirms nothing.
+        assert!(!b.confirms(t0 + Duration::from_millis(1999), &v("a", 1)));
+        // One that started after it confirms the same version only.
+        assert!(b.confirms(t0 + settle, &v("a", 1)));
+        assert!(!b.confirms(t0 + settle, &v("a", 2)), "changed size");
+        assert!(!b.confirms(t0 + settle, &v("b", 1)), "another path");
+        // What is collected meanwhile waits for the next seal.
+        let h = b.hash(&v("c", 1));
+        b.collecting.push(h);
+        b.seal(t0 + settle, settle);
+        assert!(!b.confirms(t0 + settle * 3, &v("c", 1)));
+        b.sealed = None;
+        b.seal(t0 + settle, settle);
+        assert!(b.confirms(t0 + settle * 2, &v("c", 1)));
     }
 }

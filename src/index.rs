@@ -37,6 +37,11 @@ const OFFERS: TableDefinition<i64, OfferValue> = TableDefinition::new("offers");
 const FILES: TableDefinition<&[u8], FileValue> = TableDefinition::new("files");
 const META: TableDefinition<&str, i64> = TableDefinition::new("meta");
 
+/// redb's page cache (its default is 1 GiB, which a large index fills: about 150 MB at
+/// 1,000,000 files). Polls touch a few pages each and scans read in key order, so a small
+/// cache keeps the branch pages and the hot leaves; the rest comes from the OS page cache.
+const CACHE_BYTES: usize = 16 * 1024 * 1024;
+
 /// How many queued operations the writer commits in one transaction at most.
 const MAX_BATCH: usize = 4096;
 
@@ -110,13 +115,18 @@ impl Index {
     /// an incompatible file, [`IndexError::Open`]/[`IndexError::Store`] otherwise.
     pub fn open(state_dir: &Path, wall: Arc<dyn WallClock>) -> Result<Index, IndexError> {
         let path = state_dir.join("index.redb");
-        let db = Database::builder().create(&path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => IndexError::Locked { path: path.clone() },
-            source => IndexError::Open {
-                path: path.clone(),
-                source,
-            },
-        })?;
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => {
+                    IndexError::Locked { path: path.clone() }
+                }
+                source => IndexError::Open {
+                    path: path.clone(),
+                    source,
+                },
+            })?;
         let txn = db
             .begin_write()
             .map_err(|e| IndexError::store("open")(e.into()))?;
@@ -540,6 +550,88 @@ impl Snapshot {
             }))
     }
 
+    /// Keeps in `vs` only the versions that are not indexed yet. Every entry of `vs` must
+    /// lie directly in directory `dir` (relative, empty for the watched directory itself).
+    /// Reads that directory's part of `files` in one ordered pass (jumping over
+    /// subdirectories) instead of one lookup from the root per file. Reorders `vs`.
+    ///
+    /// # Errors
+    /// [`IndexError::Store`] when the store cannot be read; `vs` is then left whole.
+    pub fn retain_unknown(&self, dir: &[u8], vs: &mut Vec<FileVersion>) -> Result<(), IndexError> {
+        use std::ops::Bound;
+        let s = |op| move |e: redb::Error| IndexError::Store { op, source: e };
+        if vs.len() < 4 {
+            let mut known = Vec::with_capacity(vs.len());
+            for v in vs.iter() {
+                known.push(self.is_known(v)?);
+            }
+            let mut k = known.into_iter();
+            vs.retain(|_| !k.next().unwrap_or(false));
+            return Ok(());
+        }
+        vs.sort_unstable_by(|a, b| a.rel.cmp(&b.rel));
+        let mut prefix = dir.to_vec();
+        if !prefix.is_empty() {
+            prefix.push(b'/');
+        }
+        // The end of this directory's keys: the prefix with its trailing `/` raised by one.
+        let end = (!prefix.is_empty()).then(|| {
+            let mut e = prefix.clone();
+            if let Some(last) = e.last_mut() {
+                *last += 1;
+            }
+            e
+        });
+        let mut keep = vec![true; vs.len()];
+        let mut i = 0;
+        let mut from = prefix.clone();
+        'pass: loop {
+            let hi = match &end {
+                Some(e) => Bound::Excluded(e.as_slice()),
+                None => Bound::Unbounded,
+            };
+            let range = self
+                .files
+                .range::<&[u8]>((Bound::Included(from.as_slice()), hi))
+                .map_err(|e| s("range")(e.into()))?;
+            let mut jump = None;
+            for entry in range {
+                let (k, v) = entry.map_err(|e| s("range")(e.into()))?;
+                let key = k.value();
+                let Some(rest) = key.get(prefix.len()..) else {
+                    continue;
+                };
+                if let Some(slash) = rest.iter().position(|b| *b == b'/') {
+                    // A subdirectory's entries: continue after all of them.
+                    let mut next = key[..prefix.len() + slash + 1].to_vec();
+                    if let Some(last) = next.last_mut() {
+                        *last += 1;
+                    }
+                    jump = Some(next);
+                    break;
+                }
+                while i < vs.len() && vs[i].rel.as_slice() < key {
+                    i += 1;
+                }
+                if i == vs.len() {
+                    break 'pass;
+                }
+                if vs[i].rel.as_slice() == key {
+                    let (size, mtime, ino, _) = v.value();
+                    keep[i] = !vs[i].same_version(size, Stamp(mtime), ino);
+                    i += 1;
+                }
+            }
+            match jump {
+                Some(next) => from = next,
+                None => break,
+            }
+        }
+        let mut k = keep.into_iter();
+        vs.retain(|_| k.next().unwrap_or(true));
+        Ok(())
+    }
+
     /// Calls `f` with every indexed path and its stamp, in key order, until it breaks.
     ///
     /// # Errors
@@ -636,6 +728,56 @@ mod tests {
             .map(|(_, p)| p)
             .collect();
         assert_eq!(left, vec!["d.txt", "dd/z"]);
+    }
+
+    #[tokio::test]
+    async fn retain_unknown_reads_one_directory_and_keeps_new_and_changed_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::open(dir.path(), Arc::new(SystemClock)).unwrap();
+        let (w, _join) = index.start_writer(64).unwrap();
+        let indexed = [
+            "d/a", "d/b", "d/c", "d/e/x", "d/e/y", "d/f", "d.txt", "dd/z", "top1", "top2",
+        ];
+        apply(
+            &w,
+            indexed
+                .iter()
+                .map(|p| WriteOp::Upsert(version(p, 1)))
+                .collect(),
+        )
+        .await;
+        let snap = index.reader().snapshot().unwrap();
+        let names = |vs: &[FileVersion]| {
+            let mut n: Vec<String> = vs
+                .iter()
+                .map(|v| String::from_utf8(v.rel.clone()).unwrap())
+                .collect();
+            n.sort();
+            n
+        };
+        // In `d`: a and f known, b changed, g and h new; e/ entries are skipped over.
+        let mut vs = vec![
+            version("d/h", 1),
+            version("d/a", 1),
+            version("d/b", 2),
+            version("d/f", 1),
+            version("d/g", 1),
+        ];
+        snap.retain_unknown(b"d", &mut vs).unwrap();
+        assert_eq!(names(&vs), vec!["d/b", "d/g", "d/h"]);
+        // At the top: only direct entries count, not d/ or dd/ below.
+        let mut vs = vec![
+            version("top1", 1),
+            version("top2", 5),
+            version("d.txt", 1),
+            version("new", 1),
+        ];
+        snap.retain_unknown(b"", &mut vs).unwrap();
+        assert_eq!(names(&vs), vec!["new", "top2"]);
+        // Few entries take the point lookups.
+        let mut vs = vec![version("d/e/x", 1), version("d/e/q", 1)];
+        snap.retain_unknown(b"d/e", &mut vs).unwrap();
+        assert_eq!(names(&vs), vec!["d/e/q"]);
     }
 
     #[tokio::test]

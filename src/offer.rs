@@ -83,7 +83,7 @@ fn open_checked(root: &Path, v: &FileVersion, max_content: u64) -> Option<Conten
         .read(true)
         .custom_flags(libc_flags())
         .open(&path);
-    let file = match file {
+    let mut file = match file {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
             tracing::warn!(path = %path.display(), "offered without content: permission denied");
@@ -107,15 +107,42 @@ fn open_checked(root: &Path, v: &FileVersion, max_content: u64) -> Option<Conten
         )));
     }
     if v.size <= INLINE_MAX {
-        let mut buf = Vec::with_capacity(v.size as usize);
-        match file.take(v.size + 1).read_to_end(&mut buf) {
-            Ok(n) if n as u64 == v.size => Some(Content::Inline(buf)),
-            Ok(_) => None,
+        match read_exactly(&mut file, v.size as usize) {
+            Ok(Some(buf)) => Some(Content::Inline(buf)),
+            Ok(None) => None,
             Err(e) => Some(Content::Omitted(format!("the file cannot be read: {e}"))),
         }
     } else {
         Some(Content::Stream(file))
     }
+}
+
+/// Reads the whole file if it holds exactly `size` bytes (`None` if it is shorter or
+/// longer now). Asks for one byte more than expected, so the usual case is one `read`: a
+/// regular file returns less than asked only at its end.
+fn read_exactly(file: &mut File, size: usize) -> std::io::Result<Option<Vec<u8>>> {
+    let mut buf = vec![0u8; size + 1];
+    let mut got = 0;
+    loop {
+        match file.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => {
+                got += n;
+                // Past the size: the file grew. At the size: this read returned less than
+                // asked (one byte more was), so it hit the end.
+                if got >= size {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if got != size {
+        return Ok(None);
+    }
+    buf.truncate(size);
+    Ok(Some(buf))
 }
 
 /// `O_NOFOLLOW | O_NONBLOCK`: never follow a link swapped in, never hang on a FIFO.
@@ -216,7 +243,8 @@ pub fn body(offer: Offer) -> Body {
     let tail = "\"}}";
     match offer.content {
         Content::Inline(data) => {
-            json.push_str(&B64.encode(&data));
+            json.reserve(data.len().div_ceil(3) * 4 + tail.len());
+            B64.encode_string(&data, &mut json);
             json.push_str(tail);
             Body::Full(Bytes::from(json))
         }
@@ -297,6 +325,19 @@ mod tests {
             }
         }
         assert_eq!(back, b"dir/caf\xe9 100%.txt");
+    }
+
+    #[test]
+    fn a_small_file_is_read_only_when_it_has_exactly_its_indexed_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"hello").unwrap();
+        let read = |size| read_exactly(&mut File::open(&path).unwrap(), size).unwrap();
+        assert_eq!(read(5), Some(b"hello".to_vec()));
+        assert_eq!(read(4), None, "the file is longer than indexed");
+        assert_eq!(read(6), None, "the file is shorter than indexed");
+        std::fs::write(&path, b"").unwrap();
+        assert_eq!(read(0), Some(Vec::new()));
     }
 
     #[test]

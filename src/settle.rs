@@ -47,6 +47,11 @@ impl Settler {
         self.pending.len()
     }
 
+    /// Whether `rel` is waiting.
+    pub fn contains(&self, rel: &[u8]) -> bool {
+        self.pending.contains_key(rel)
+    }
+
     /// Whether no file is waiting.
     pub fn is_empty(&self) -> bool {
         self.pending.is_empty()

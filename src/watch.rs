@@ -1,14 +1,18 @@
 //! The bridge from notify's watcher thread into tokio.
 //!
-//! Owns: starting the recursive inotify watch (symbolic links not followed), a bounded
-//! channel of [`WatchMsg`], and turning every way of losing events (a kernel queue
-//! overflow, a full channel, a watcher error) into a request for a full rescan.
-//! Does not own: what an event means for a file (`discover`).
+//! Owns: the inotify watcher (symbolic links not followed), one watch per directory,
+//! a bounded channel of [`WatchMsg`], and turning every way of losing events (a kernel
+//! queue overflow, a full channel, a watcher error) into a request for a full rescan.
+//! Does not own: what an event means for a file (`discover`), or which directories are
+//! watched: scans add each directory's watch just before they read it ([`Watches::add`]),
+//! so one walk both watches and scans a tree (notify's own recursive mode would walk and
+//! stat the whole tree, files included, a second time before the start-up scan).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
+use notify::event::{AccessKind, AccessMode, EventKind};
 use notify::{Config, Event, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
@@ -30,9 +34,77 @@ pub enum WatchMsg {
 
 /// A running watch. Dropping it stops the watcher.
 pub struct WatchHandle {
-    _watcher: RecommendedWatcher,
+    watches: Watches,
     /// Set when the channel was full and an event was dropped.
     pub dropped: Arc<AtomicBool>,
+}
+
+impl Drop for WatchHandle {
+    fn drop(&mut self) {
+        self.watches.stop();
+    }
+}
+
+/// The receiving end: events, and the handle scans use to add directory watches.
+#[derive(Debug)]
+pub struct WatchRx {
+    /// What the watcher reports.
+    pub rx: mpsc::Receiver<WatchMsg>,
+    /// Adds watches (one per directory).
+    pub watches: Watches,
+}
+
+/// Why a directory could not be watched.
+#[derive(Debug)]
+pub enum AddError {
+    /// The inotify watch limit (`fs.inotify.max_user_watches`) is reached.
+    Limit(String),
+    /// Anything else (the directory vanished, no permission, ...).
+    Other(String),
+}
+
+/// Adds directory watches to the running watcher. Cheap to clone.
+#[derive(Clone)]
+pub struct Watches {
+    watcher: Arc<Mutex<Option<RecommendedWatcher>>>,
+}
+
+impl std::fmt::Debug for Watches {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watches").finish()
+    }
+}
+
+impl Watches {
+    /// Watches directory `dir` (absolute) itself, not its subdirectories: the scan that
+    /// calls this adds theirs as it reaches them, before it reads them, so a file created
+    /// in a directory is either seen by the scan or reported by the watch. Adding a watch
+    /// that exists is harmless. Does nothing once the watcher is stopped.
+    ///
+    /// # Errors
+    /// [`AddError::Limit`] when the OS watch limit is reached, [`AddError::Other`] else.
+    pub fn add(&self, dir: &Path) -> Result<(), AddError> {
+        let mut w = self.watcher.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(w) = w.as_mut() else {
+            return Ok(());
+        };
+        w.watch(dir, RecursiveMode::NonRecursive).map_err(|e| {
+            if matches!(e.kind, notify::ErrorKind::MaxFilesWatch) {
+                AddError::Limit(e.to_string())
+            } else {
+                AddError::Other(e.to_string())
+            }
+        })
+    }
+
+    fn stop(&self) {
+        let w = self
+            .watcher
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        drop(w);
+    }
 }
 
 impl std::fmt::Debug for WatchHandle {
@@ -41,22 +113,30 @@ impl std::fmt::Debug for WatchHandle {
     }
 }
 
-/// Starts watching `root`; events arrive on the returned receiver.
+/// Starts watching `root` (the directory itself; scans add its subdirectories when
+/// `recursive`); events arrive on the returned receiver.
 ///
 /// # Errors
 /// notify's error when the watch cannot be set up (the directory is missing, or the
 /// watch limit is exhausted before the first watch).
 pub fn start(
     root: &Path,
-    recursive: bool,
+    _recursive: bool,
     capacity: usize,
-) -> Result<(WatchHandle, mpsc::Receiver<WatchMsg>), notify::Error> {
+) -> Result<(WatchHandle, WatchRx), notify::Error> {
     let (tx, rx) = mpsc::channel(capacity.max(1));
     let dropped = Arc::new(AtomicBool::new(false));
     let flag = dropped.clone();
     let handler = move |res: notify::Result<Event>| {
         let msg = match res {
             Ok(ev) if ev.need_rescan() => WatchMsg::Rescan("the kernel's event queue overflowed"),
+            // Opening or reading a file (every poll does) changes nothing, and discovery
+            // ignores every access but a close after writing: drop them here rather than
+            // wake discovery for each.
+            Ok(Event {
+                kind: EventKind::Access(access),
+                ..
+            }) if access != AccessKind::Close(AccessMode::Write) => return,
             Ok(ev) => WatchMsg::Event(ev),
             Err(e) => WatchMsg::Error {
                 limit: matches!(e.kind, notify::ErrorKind::MaxFilesWatch),
@@ -70,17 +150,15 @@ pub fn start(
     };
     let mut watcher =
         RecommendedWatcher::new(handler, Config::default().with_follow_symlinks(false))?;
-    let mode = if recursive {
-        RecursiveMode::Recursive
-    } else {
-        RecursiveMode::NonRecursive
+    watcher.watch(root, RecursiveMode::NonRecursive)?;
+    let watches = Watches {
+        watcher: Arc::new(Mutex::new(Some(watcher))),
     };
-    watcher.watch(root, mode)?;
     Ok((
         WatchHandle {
-            _watcher: watcher,
+            watches: watches.clone(),
             dropped,
         },
-        rx,
+        WatchRx { rx, watches },
     ))
 }

@@ -1,0 +1,238 @@
+#!/usr/bin/env bash
+# The load benchmark of issue 5: one run, on this machine, of everything the targets in
+# BENCHMARKS.md compare. Run from anywhere in a clone:
+#
+#     bash benches/load.sh
+#
+# It builds the daemon and the helpers (release profile), installs wrk if it is missing,
+# generates the trees under a scratch directory in /tmp (deleted at the end), runs every
+# measurement, and rewrites BENCHMARKS.md at the top of the clone. About 10-15 minutes on
+# 2 cores; it needs about 5 GB of free space in /tmp.
+#
+# Knobs (environment): LOAD_RUNS (runs per measurement, median reported; default 3),
+# LOAD_SIZES (tree sizes for the scan timing; default "1000 100000 1000000"),
+# LOAD_TMP (parent of the scratch directory; default /tmp), LOAD_OUT (report path;
+# default BENCHMARKS.md).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$(pwd)
+
+RUNS=${LOAD_RUNS:-3}
+SIZES=${LOAD_SIZES:-"1000 100000 1000000"}
+OUT=${LOAD_OUT:-$REPO/BENCHMARKS.md}
+BIGGEST=${SIZES##* }
+WRK_ARGS=(-t2 -c32 -d8s)
+
+log() { printf '\n== %s\n' "$*" >&2; }
+
+# ------------------------------------------------------------------ tools and build
+if ! command -v wrk >/dev/null 2>&1; then
+    log "installing wrk"
+    apt-get update && apt-get install -y wrk
+fi
+command -v python3 >/dev/null || { echo "python3 is needed" >&2; exit 1; }
+
+SCRATCH=$(mktemp -d "${LOAD_TMP:-/tmp}/filetrigger-load.XXXXXX")
+RESULTS=$SCRATCH/results.jsonl
+DAEMON_PID=""
+DAEMON2_PID=""
+BARE_PID=""
+cleanup() {
+    set +e
+    [ -n "$DAEMON_PID" ] && kill -9 "$DAEMON_PID" 2>/dev/null
+    [ -n "$DAEMON2_PID" ] && kill -9 "$DAEMON2_PID" 2>/dev/null
+    [ -n "$BARE_PID" ] && kill -9 "$BARE_PID" 2>/dev/null
+    wait 2>/dev/null
+    log "removing $SCRATCH"
+    rm -rf "$SCRATCH"
+}
+trap cleanup EXIT
+
+log "building (release profile)"
+cargo build --release --bin filetrigger --bench bare --bench loadclient \
+    --message-format=json-render-diagnostics >"$SCRATCH/build.json"
+exe() {
+    python3 - "$SCRATCH/build.json" "$1" <<'EOF'
+import json, sys
+for line in open(sys.argv[1]):
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == sys.argv[2] and m.get("executable"):
+        path = m["executable"]
+print(path)
+EOF
+}
+DAEMON=$(exe filetrigger)
+BARE=$(exe bare)
+CLIENT=$(exe loadclient)
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+PORT=$(free_port)
+PORT2=$(free_port)
+BPORT=$(free_port)
+BASE=http://127.0.0.1:$PORT
+BASE2=http://127.0.0.1:$PORT2
+BBASE=http://127.0.0.1:$BPORT
+
+# record KEY JSON: one measurement (several runs of one KEY are reduced to medians)
+record() { printf '{"k":"%s","v":%s}\n' "$1" "$2" >>"$RESULTS"; printf '   %s %s\n' "$1" "$2" >&2; }
+field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
+now_ns() { date +%s%N; }
+
+# start_daemon TREE STATE [PORT]: starts the daemon and sets T0 to just before it.
+start_daemon() {
+    T0=$(now_ns)
+    FILETRIGGER__WATCH__DIR=$1 FILETRIGGER__STATE__DIR=$2 \
+        FILETRIGGER__SERVER__LISTEN=127.0.0.1:${3:-$PORT} RUST_LOG=info \
+        "$DAEMON" 2>>"$SCRATCH/daemon.log" &
+    DAEMON_PID=$!
+}
+stop_daemon() {
+    [ -n "$DAEMON_PID" ] || return 0
+    kill -TERM "$DAEMON_PID" 2>/dev/null || true
+    for _ in $(seq 150); do kill -0 "$DAEMON_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$DAEMON_PID" 2>/dev/null || true
+    wait "$DAEMON_PID" 2>/dev/null || true
+    DAEMON_PID=""
+}
+peak_rss_kib() { awk '/VmHWM/ {print $2}' "/proc/$DAEMON_PID/status"; }
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$DAEMON_PID/status"; }
+wrk_rps() {
+    wrk "${WRK_ARGS[@]}" "$@" >"$SCRATCH/wrk.out" 2>&1
+    grep -q 'Non-2xx' "$SCRATCH/wrk.out" && { cat "$SCRATCH/wrk.out" >&2; echo "wrk saw errors" >&2; exit 1; }
+    awk '/Requests\/sec/ {print $2}' "$SCRATCH/wrk.out"
+}
+
+# ------------------------------------------------------------------ the machine
+log "machine"
+DISK_SRC=$(findmnt -no SOURCE -T "$SCRATCH" | head -1)
+DISK_FS=$(findmnt -no FSTYPE -T "$SCRATCH" | head -1)
+DISK_DEV=$(lsblk -no PKNAME "$DISK_SRC" 2>/dev/null | head -1)
+DISK_DEV=${DISK_DEV:-$(basename "$DISK_SRC")}
+ROTA=$(cat "/sys/block/$DISK_DEV/queue/rotational" 2>/dev/null || echo "?")
+MODEL=$(cat "/sys/block/$DISK_DEV/device/model" 2>/dev/null | xargs || true)
+case "$DISK_DEV" in vd*) KIND="virtio block device (virtual disk)";; nvme*) KIND="NVMe";; *) KIND="block device";; esac
+record machine "$(python3 - "$DISK_DEV" "$DISK_FS" "$ROTA" "$KIND" "$MODEL" <<'EOF'
+import json, os, sys, datetime, platform
+mem = next(int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemTotal"))
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+print(json.dumps({
+    "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    "cores": os.cpu_count(), "cpu": cpu, "mem_gib": round(mem / 1048576, 1),
+    "disk": f"{sys.argv[1]}: {sys.argv[4]}{' ' + sys.argv[5] if sys.argv[5] else ''}, {sys.argv[2]}, rotational flag {sys.argv[3]}",
+    "kernel": platform.release(),
+    "load": open("/proc/loadavg").read().split()[0],
+}))
+EOF
+)"
+
+# ------------------------------------------------------------------ trees
+log "generating trees under $SCRATCH"
+for n in $SIZES; do
+    record "gen.$n" "$("$CLIENT" gen "$SCRATCH/tree$n" "$n" 1024)"
+done
+record gen.4k "$("$CLIENT" gen "$SCRATCH/tree4k" 1000 4096)"
+sync
+
+# ------------------------------------------------------------------ 2. start-up scan vs find
+for n in $SIZES; do
+    T=$SCRATCH/tree$n
+    log "start-up scan of $n files (cache warm) vs find"
+    find "$T" -printf '%T@ %s %p\n' >/dev/null   # warm the cache
+    for r in $(seq "$RUNS"); do
+        a=$(now_ns); find "$T" -printf '%T@ %s %p\n' >/dev/null; b=$(now_ns)
+        record "find.$n" "{\"s\":$(python3 -c "print(($b-$a)/1e9)")}"
+        # First start: an empty index, every file new.
+        rm -rf "$SCRATCH/state$n"
+        start_daemon "$T" "$SCRATCH/state$n"
+        record "ready.fresh.$n" "$("$CLIENT" ready "$BASE/healthz" "$T0" 900)"
+        if [ "$r" = 1 ]; then
+            record "indexed.$n" "$("$CLIENT" indexed "$BASE/healthz" "$n" 1800)"
+            record "rss.fresh.$n" "{\"peak_kib\":$(peak_rss_kib),\"now_kib\":$(rss_kib)}"
+            stop_daemon
+            cp -a "$SCRATCH/state$n" "$SCRATCH/state$n.full"
+        else
+            stop_daemon
+        fi
+        # Restart: every file already indexed.
+        rm -rf "$SCRATCH/state$n"; cp -a "$SCRATCH/state$n.full" "$SCRATCH/state$n"
+        start_daemon "$T" "$SCRATCH/state$n"
+        record "ready.restart.$n" "$("$CLIENT" ready "$BASE/healthz" "$T0" 900)"
+        "$CLIENT" indexed "$BASE/healthz" "$n" 900 >/dev/null
+        record "rss.restart.$n" "{\"peak_kib\":$(peak_rss_kib),\"now_kib\":$(rss_kib)}"
+        stop_daemon
+    done
+done
+
+# ------------------------------------------------------------------ 4. one poll's latency
+# Both daemons run at once and the runs alternate, so both see the same machine.
+log "latency of one poll at 1,000 and at $BIGGEST indexed files"
+start_daemon "$SCRATCH/tree$BIGGEST" "$SCRATCH/state$BIGGEST.full" "$PORT2"
+DAEMON2_PID=$DAEMON_PID
+"$CLIENT" ready "$BASE2/healthz" "$T0" 900 >/dev/null
+start_daemon "$SCRATCH/tree1000" "$SCRATCH/state1000.full"
+"$CLIENT" ready "$BASE/healthz" "$T0" 900 >/dev/null
+"$CLIENT" indexed "$BASE/healthz" 1000 900 >/dev/null
+"$CLIENT" indexed "$BASE2/healthz" "$BIGGEST" 900 >/dev/null
+sleep 5 # the start-up scans' deletion checks finish
+for r in $(seq "$RUNS"); do
+    record "latency.1000" "$("$CLIENT" latency "$BASE/trigger" 3000)"
+    record "latency.$BIGGEST" "$("$CLIENT" latency "$BASE2/trigger" 3000)"
+done
+stop_daemon
+DAEMON_PID=$DAEMON2_PID DAEMON2_PID=""
+stop_daemon
+
+# ------------------------------------------------------------------ 5. sequential drain
+log "sequential drain of 100,000 files of 1 KiB vs sequential round trips to the bare server"
+[ -d "$SCRATCH/tree100000" ] || record gen.100000 "$("$CLIENT" gen "$SCRATCH/tree100000" 100000 1024)"
+[ -d "$SCRATCH/state100000.full" ] || {
+    start_daemon "$SCRATCH/tree100000" "$SCRATCH/state100000.full"
+    "$CLIENT" ready "$BASE/healthz" "$T0" 900 >/dev/null
+    "$CLIENT" indexed "$BASE/healthz" 100000 1800 >/dev/null
+    stop_daemon
+}
+start_daemon "$SCRATCH/tree100000" "$SCRATCH/state100000.full"
+"$CLIENT" ready "$BASE/healthz" "$T0" 900 >/dev/null
+"$CLIENT" indexed "$BASE/healthz" 100000 900 >/dev/null
+sleep 5 # the start-up scan's deletion check finishes
+"$BARE" serve "127.0.0.1:$BPORT" 2>>"$SCRATCH/bare.log" &
+BARE_PID=$!
+sleep 0.5
+for r in $(seq "$RUNS"); do
+    d=$("$CLIENT" drain "$BASE/trigger?folder=in&triggerState=1970-01-01T00:00:00Z")
+    record drain.daemon "$d"
+    record drain.bare "$("$CLIENT" seq "$BBASE/200/$(field "$d" avg_body)" "$(field "$d" count)")"
+done
+stop_daemon
+
+# ------------------------------------------------------------------ 3. throughput (wrk)
+log "poll throughput with wrk ${WRK_ARGS[*]}: 202 answers, and 200 answers with 4 KiB files"
+rm -rf "$SCRATCH/state4k"
+start_daemon "$SCRATCH/tree4k" "$SCRATCH/state4k"
+"$CLIENT" ready "$BASE/healthz" "$T0" 900 >/dev/null
+"$CLIENT" indexed "$BASE/healthz" 1000 900 >/dev/null
+sleep 3
+"$CLIENT" cursors "$BASE/trigger" 1000 "$SCRATCH/daemon200.lua" >/dev/null
+b4k=$("$CLIENT" drain "$BASE/trigger?triggerState=1970-01-01T00:00:00Z" 1)
+sed "s#\"/trigger?#\"/200/$(field "$b4k" avg_body)?#" "$SCRATCH/daemon200.lua" >"$SCRATCH/bare200.lua"
+# A caught-up client: the cursor is the newest stamp, so the answer is 202.
+CAUGHT_UP="/trigger?folder=in&triggerState=$(date -u -d '+1 hour' +%Y-%m-%dT%H:%M:%S.000000000Z)"
+for r in $(seq "$RUNS"); do
+    record tput202.daemon "{\"rps\":$(wrk_rps "$BASE$CAUGHT_UP")}"
+    record tput202.bare "{\"rps\":$(wrk_rps "$BBASE/202?folder=in&triggerState=2026-11-25T16:47:00.123456789Z")}"
+    record tput200.daemon "{\"rps\":$(wrk_rps -s "$SCRATCH/daemon200.lua" "$BASE")}"
+    record tput200.bare "{\"rps\":$(wrk_rps -s "$SCRATCH/bare200.lua" "$BBASE")}"
+done
+kill -TERM "$BARE_PID"; wait "$BARE_PID" 2>/dev/null || true; BARE_PID=""
+
+# ------------------------------------------------------------------ 6. detection latency
+log "detection latency: rename into place → first visibility in a poll (settle_ms 2000)"
+for r in $(seq "$RUNS"); do
+    record detect "$("$CLIENT" detect "$SCRATCH/tree4k" "detect$r" "$BASE/trigger" 1000 10)"
+done
+stop_daemon
+
+# ------------------------------------------------------------------ report
+log "writing $OUT"
+python3 "$REPO/benches/report.py" "$RESULTS" "$OUT" "$BIGGEST" "$RUNS" "${WRK_ARGS[*]}"
+cat "$OUT"

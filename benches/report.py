@@ -1,0 +1,146 @@
+"""Turns the measurements of benches/load.sh (JSON lines) into BENCHMARKS.md.
+
+Usage: report.py RESULTS.jsonl OUT.md BIGGEST RUNS WRK_ARGS
+Each ratio is taken within one run (the daemon and its reference measured back to back)
+and the median over the runs is reported, next to the medians of the raw numbers.
+"""
+
+import json
+import os
+import statistics
+import sys
+from collections import defaultdict
+
+results, out, biggest, runs, wrk_args = sys.argv[1:6]
+biggest = int(biggest)
+by = defaultdict(list)
+for line in open(results):
+    m = json.loads(line)
+    by[m["k"]].append(m["v"])
+
+
+def vals(key, field):
+    return [v[field] for v in by.get(key, []) if field in v]
+
+
+def med(key, field):
+    xs = vals(key, field)
+    return statistics.median(xs) if xs else None
+
+
+def paired(a, fa, b, fb, f):
+    """Median over runs of f(a_i, b_i)."""
+    xs = [f(x, y) for x, y in zip(vals(a, fa), vals(b, fb)) if x is not None and y]
+    return statistics.median(xs) if xs else None
+
+
+def n(x, unit="", digits=0):
+    if x is None:
+        return "n/a"
+    return f"{x:,.{digits}f}{unit}"
+
+
+def size_name(k):
+    k = int(k)
+    return {1000: "1k", 100000: "100k", 1000000: "1M"}.get(k, str(k))
+
+
+machine = by["machine"][0]
+rows = []
+
+
+def row(what, measured, reference, ratio, target, ok):
+    rows.append((what, measured, reference, ratio, target, "met" if ok else "**missed**"))
+
+
+r = paired("tput202.daemon", "rps", "tput202.bare", "rps", lambda a, b: a / b)
+row("`202` poll throughput", n(med("tput202.daemon", "rps"), " req/s"),
+    n(med("tput202.bare", "rps"), " req/s (bare hyper)"), n(r, " ×", 2), "≥ 0.7 ×",
+    r is not None and r >= 0.7)
+r = paired("tput200.daemon", "rps", "tput200.bare", "rps", lambda a, b: a / b)
+row("`200` poll throughput, 4 KiB files", n(med("tput200.daemon", "rps"), " req/s"),
+    n(med("tput200.bare", "rps"), " req/s (bare hyper, same body size)"), n(r, " ×", 2),
+    "≥ 0.4 ×", r is not None and r >= 0.4)
+lat_big, lat_small = med(f"latency.{biggest}", "p50_us"), med("latency.1000", "p50_us")
+r = paired(f"latency.{biggest}", "p50_us", "latency.1000", "p50_us", lambda a, b: a / b)
+row(f"p50 poll latency at {size_name(biggest)} files",
+    n(lat_big, " µs") + f" (p99 {n(med(f'latency.{biggest}', 'p99_us'), ' µs')})",
+    n(lat_small, " µs at 1k") + f" (p99 {n(med('latency.1000', 'p99_us'), ' µs')})",
+    n(r, " ×", 2), "≤ 1.2 ×", r is not None and r <= 1.2)
+for kind, label in (("fresh", "empty index"), ("restart", "all indexed")):
+    r = paired(f"ready.{kind}.{biggest}", "ready_s", f"find.{biggest}", "s", lambda a, b: a / b)
+    row(f"start-up scan of {size_name(biggest)} files to `/healthz` = 200 ({label})",
+        n(med(f"ready.{kind}.{biggest}", "ready_s"), " s", 2),
+        n(med(f"find.{biggest}", "s"), " s (`find -printf`)", 2), n(r, " ×", 2), "≤ 2 ×",
+        r is not None and r <= 2)
+r = paired("drain.daemon", "per_s", "drain.bare", "per_s", lambda a, b: a / b)
+row("sequential drain, 100k files of 1 KiB", n(med("drain.daemon", "per_s"), " files/s"),
+    n(med("drain.bare", "per_s"), " round trips/s (bare)"), n(r, " ×", 2), "≥ 0.5 ×",
+    r is not None and r >= 0.5)
+p99 = med("detect", "p99_ms")
+row("detection latency p99 (1,000 renames)",
+    n(p99, " ms", 0) + f" (p50 {n(med('detect', 'p50_ms'), ' ms')})", "settle_ms = 2000",
+    "", "≤ 2,100 ms", p99 is not None and p99 <= 2100)
+for kind, label in (("fresh", "indexing them from scratch"), ("restart", "restarted with them indexed")):
+    peak = med(f"rss.{kind}.{biggest}", "peak_kib")
+    row(f"peak RSS, {size_name(biggest)} files, {label}", n(peak and peak / 1024, " MiB", 1), "",
+        "", "≤ 64 MiB", peak is not None and peak / 1024 <= 64)
+
+lines = [
+    "# Benchmarks",
+    "",
+    "Written by `bash benches/load.sh` (the load benchmark of issue 5); the index's",
+    "micro-benchmarks are `cargo bench --bench index` (criterion). Do not edit by hand:",
+    "run the script again.",
+    "",
+    f"- date: {machine['date']}",
+    f"- machine: {machine['cores']} cores ({machine['cpu']}), {machine['mem_gib']} GiB memory,",
+    f"  disk {machine['disk']}; Linux {machine['kernel']}; load average at start {machine['load']}",
+    f"- runs per measurement: {runs}; numbers are medians over the runs, and each ratio is",
+    "  the median of the ratios taken within one run (daemon and reference back to back).",
+    "  The machine is shared and noisy: the ratios are what count.",
+    f"- wrk: `{wrk_args}`; the reference is `benches/bare.rs`, a bare hyper server in the",
+    "  same build profile with the same runtime and connection setup, answering a fixed",
+    "  response of the same shape and size.",
+    "",
+    "## Targets",
+    "",
+    "| what | filetrigger | reference | ratio | target | |",
+    "|---|---|---|---|---|---|",
+]
+lines += ["| " + " | ".join(r) + " |" for r in rows]
+lines += [
+    "",
+    "## All measurements (medians)",
+    "",
+    "| tree | generated in | `find` | ready, empty index | indexed all after ready | ready, restart | peak RSS (fresh / restart) |",
+    "|---|---|---|---|---|---|---|",
+]
+sizes = sorted({int(k.split(".")[1]) for k in by if k.startswith("find.")})
+for s in sizes:
+    pf, pr = med(f"rss.fresh.{s}", "peak_kib"), med(f"rss.restart.{s}", "peak_kib")
+    lines.append(
+        f"| {s:,} files of 1 KiB | {n(med(f'gen.{s}', 's'), ' s', 1)} | {n(med(f'find.{s}', 's'), ' s', 3)} "
+        f"| {n(med(f'ready.fresh.{s}', 'ready_s'), ' s', 3)} | {n(med(f'indexed.{s}', 'waited_s'), ' s', 1)} "
+        f"| {n(med(f'ready.restart.{s}', 'ready_s'), ' s', 3)} "
+        f"| {n(pf and pf / 1024, ' MiB', 1)} / {n(pr and pr / 1024, ' MiB', 1)} |")
+lines += [
+    "",
+    "| measurement | result |",
+    "|---|---|",
+    f"| one poll at 1k files | p50 {n(med('latency.1000', 'p50_us'), ' µs')}, p99 {n(med('latency.1000', 'p99_us'), ' µs')}, mean {n(med('latency.1000', 'mean_us'), ' µs')} |",
+    f"| one poll at {size_name(biggest)} files | p50 {n(med(f'latency.{biggest}', 'p50_us'), ' µs')}, p99 {n(med(f'latency.{biggest}', 'p99_us'), ' µs')}, mean {n(med(f'latency.{biggest}', 'mean_us'), ' µs')} |",
+    f"| drain | {n(med('drain.daemon', 'count'))} files in {n(med('drain.daemon', 's'), ' s', 2)}, body {n(med('drain.daemon', 'avg_body'), ' B')}; bare: {n(med('drain.bare', 's'), ' s', 2)} |",
+    f"| detection | p50 {n(med('detect', 'p50_ms'), ' ms')}, p99 {n(med('detect', 'p99_ms'), ' ms')}, max {n(med('detect', 'max_ms'), ' ms')}; missed {sum(vals('detect', 'missed'))}, repeated {sum(vals('detect', 'repeated'))} |",
+    "",
+    "Raw runs:",
+    "",
+    "```",
+]
+for line in open(results):
+    lines.append(line.rstrip())
+lines += ["```", ""]
+notes = os.path.join(os.path.dirname(os.path.abspath(__file__)), "profile-notes.md")
+if os.path.exists(notes):
+    lines += ["", open(notes).read().rstrip(), ""]
+open(out, "w").write("\n".join(lines))
