@@ -144,7 +144,7 @@ impl Daemon {
                 let Ok(line) = line else { break };
                 if let Some(rest) = line.split("listening addr=").nth(1) {
                     if let Some(tx) = tx.take() {
-                        let _ = tx.send(rest.trim().to_string());
+                        let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_string());
                     }
                 }
                 sink.lock().unwrap().push_str(&line);
