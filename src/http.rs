@@ -241,19 +241,17 @@ async fn route<B>(
         .get(CONTENT_LENGTH)
         .is_some_and(|v| v.as_bytes() != b"0")
         || req.headers().contains_key(hyper::header::TRANSFER_ENCODING);
-    if has_body {
-        return error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_not_accepted",
-            "no request body is accepted here",
-        );
-    }
     if path != "/healthz" {
         if let Some(denied) = authenticate(state, peer, req).await {
             return denied;
         }
     }
     match (method, path) {
+        (&Method::GET, "/trigger") | (&Method::GET, "/healthz") if has_body => error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_not_accepted",
+            "a GET here takes no request body",
+        ),
         (&Method::GET, "/trigger") => poll(state, peer, secure, req).await,
         (&Method::GET, "/healthz") => healthz(state),
         (_, "/trigger") | (_, "/healthz") => {
