@@ -3,6 +3,8 @@
 //! forwarded headers only from trusted proxies, confinement, request limits, and the
 //! systemd notification protocol. All against the real binary.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::type_complexity)]
+
 mod common;
 
 use std::io::{Read, Write};
@@ -461,7 +463,8 @@ fn a_client_sending_headers_byte_by_byte_is_cut_off_and_others_are_served() {
         slow.set_nonblocking(true).unwrap();
         let read = slow.read(&mut buf);
         slow.set_nonblocking(false).unwrap();
-        if matches!(read, Ok(0)) || matches!(read, Ok(_)) {
+        // End of stream, or an answer (a timeout response), both mean the server gave up.
+        if read.is_ok() {
             closed = true;
             break;
         }
