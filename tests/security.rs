@@ -505,3 +505,30 @@ fn systemd_hears_ready_and_watchdog_pings() {
     }
     assert!(tail.iter().any(|m| m == "STOPPING=1"), "{tail:?}");
 }
+
+#[test]
+fn a_thousand_idle_connections_and_pipelined_requests_leave_pollers_served() {
+    let site = Site::new();
+    let d = site.daemon(SETTLE, &[]);
+    let idle: Vec<TcpStream> = (0..1000)
+        .map(|_| TcpStream::connect(d.addr).unwrap())
+        .collect();
+    // Another workflow is still answered, and its files still come.
+    let mut p = Poller::start(&d.trigger_url());
+    site.put("during.txt", b"x");
+    p.drain(1, Duration::from_secs(30));
+    assert_eq!(p.paths(), vec!["during.txt"]);
+    drop(idle);
+
+    let three = format!(
+        "GET {0} HTTP/1.1\r\nHost: a\r\n\r\nGET /healthz HTTP/1.1\r\nHost: a\r\n\r\nGET {0} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        "/trigger?triggerState=2000-01-01T00:00:00Z"
+    );
+    let out = raw(&d, three.as_bytes(), Duration::from_secs(10));
+    let statuses: Vec<&str> = out.lines().filter(|l| l.starts_with("HTTP/1.1 ")).collect();
+    assert_eq!(
+        statuses,
+        vec!["HTTP/1.1 200 OK", "HTTP/1.1 200 OK", "HTTP/1.1 200 OK"],
+        "{out}"
+    );
+}
