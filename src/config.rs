@@ -22,6 +22,13 @@ pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 pub const KEYS: &[&str] = &[
     "server.listen",
     "server.public_url",
+    "server.trusted_proxies",
+    "server.max_connections",
+    "server.header_read_timeout_s",
+    "server.max_header_bytes",
+    "server.tls.cert",
+    "server.tls.key",
+    "server.tls.client_ca",
     "watch.dir",
     "watch.recursive",
     "watch.settle_ms",
@@ -31,6 +38,10 @@ pub const KEYS: &[&str] = &[
     "state.dir",
     "trigger.retry_after_s",
     "trigger.max_content_bytes",
+    "auth.allow_anonymous",
+    "auth.basic_file",
+    "auth.api_key_file",
+    "auth.api_key_header",
 ];
 
 /// The whole configuration, validated.
@@ -45,6 +56,8 @@ pub struct Settings {
     pub state: StateSettings,
     /// `[trigger]`
     pub trigger: TriggerSettings,
+    /// `[auth]`
+    pub auth: AuthSettings,
 }
 
 /// `[server]`: where to listen and how clients reach us.
@@ -57,6 +70,57 @@ pub struct ServerSettings {
     /// `server.public_url`, without a trailing `/`.
     #[serde(default)]
     pub public_url: Option<String>,
+    /// `server.trusted_proxies`: peers whose `X-Forwarded-*` headers are believed.
+    #[serde(deserialize_with = "ip_nets")]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `server.max_connections`
+    pub max_connections: usize,
+    /// `server.header_read_timeout_s`
+    pub header_read_timeout_s: u64,
+    /// `server.max_header_bytes`
+    pub max_header_bytes: usize,
+    /// `[server.tls]`
+    #[serde(default)]
+    pub tls: TlsSettings,
+}
+
+/// `[server.tls]`: serve HTTPS when `cert` and `key` are set.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    /// `server.tls.cert`: PEM certificate chain.
+    #[serde(default)]
+    pub cert: Option<PathBuf>,
+    /// `server.tls.key`: PEM private key.
+    #[serde(default)]
+    pub key: Option<PathBuf>,
+    /// `server.tls.client_ca`: PEM CA certificates; when set, clients must present a
+    /// certificate signed by one of them.
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
+}
+
+/// `[auth]`: who may poll.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    /// `auth.allow_anonymous`
+    pub allow_anonymous: bool,
+    /// `auth.basic_file`: htpasswd file with bcrypt entries.
+    #[serde(default)]
+    pub basic_file: Option<PathBuf>,
+    /// `auth.api_key_file`: one key per line.
+    #[serde(default)]
+    pub api_key_file: Option<PathBuf>,
+    /// `auth.api_key_header`
+    pub api_key_header: String,
+}
+
+impl AuthSettings {
+    /// Whether any authentication method is configured.
+    pub fn enabled(&self) -> bool {
+        self.basic_file.is_some() || self.api_key_file.is_some()
+    }
 }
 
 /// `[watch]`: what to watch and when a file counts as complete.
@@ -105,6 +169,24 @@ fn socket_addr<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, D::
     })
 }
 
+/// IP addresses or CIDR networks (`10.0.0.0/8`, `::1`).
+fn ip_nets<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<ipnet::IpNet>, D::Error> {
+    let items = Vec::<String>::deserialize(d)?;
+    items
+        .iter()
+        .map(|text| {
+            let t = text.trim();
+            t.parse::<ipnet::IpNet>()
+                .or_else(|_| t.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    serde::de::Error::custom(format!(
+                        "`{text}` is not an IP address or network (e.g. 10.0.0.5 or 10.0.0.0/8)"
+                    ))
+                })
+        })
+        .collect()
+}
+
 /// Loads the three layers and validates the result.
 ///
 /// `env` is the process environment (or a test's map); only `FILETRIGGER__*` entries
@@ -143,6 +225,7 @@ pub fn load(
             .list_separator(",")
             .with_list_parse_key("watch.include")
             .with_list_parse_key("watch.exclude")
+            .with_list_parse_key("server.trusted_proxies")
             .source(Some(env)),
     );
     let config = builder.build().map_err(ConfigError::from_config)?;
@@ -160,23 +243,38 @@ fn reject_unknown_keys(config: &Config) -> Result<(), ConfigError> {
     let mut sections: Vec<String> = sections.into_keys().collect();
     sections.sort();
     for section in sections {
-        let known_section = KEYS
-            .iter()
-            .any(|k| k.split('.').next() == Some(section.as_str()));
-        let table = config.get_table(&section).ok().filter(|_| known_section);
+        let table = config
+            .get_table(&section)
+            .ok()
+            .filter(|_| is_table_key(&section));
         let Some(table) = table else {
             return Err(ConfigError::Invalid {
                 key: section,
                 problem: format!("unknown section; known keys are {}", KEYS.join(", ")),
             });
         };
-        let mut names: Vec<_> = table.into_iter().collect();
-        names.sort_by(|a, b| a.0.cmp(&b.0));
-        for (name, v) in names {
-            let key = format!("{section}.{name}");
-            if !KEYS.contains(&key.as_str()) {
-                return Err(unknown(&key, &v));
-            }
+        check_table(&section, table)?;
+    }
+    Ok(())
+}
+
+/// Whether `path` is a section or sub-table of some known key.
+fn is_table_key(path: &str) -> bool {
+    KEYS.iter()
+        .any(|k| k.len() > path.len() && k.starts_with(path) && k.as_bytes()[path.len()] == b'.')
+}
+
+fn check_table(path: &str, table: config::Map<String, Value>) -> Result<(), ConfigError> {
+    let mut names: Vec<_> = table.into_iter().collect();
+    names.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, v) in names {
+        let key = format!("{path}.{name}");
+        if KEYS.contains(&key.as_str()) {
+            continue;
+        }
+        match v.clone().into_table() {
+            Ok(sub) if is_table_key(&key) => check_table(&key, sub)?,
+            _ => return Err(unknown(&key, &v)),
         }
     }
     Ok(())
@@ -241,6 +339,49 @@ impl Settings {
         }
         if self.trigger.retry_after_s > 86_400 {
             return Err(bad("trigger.retry_after_s", "must be at most 86400"));
+        }
+        if self.server.max_connections == 0 {
+            return Err(bad("server.max_connections", "must be at least 1"));
+        }
+        if !(1..=3600).contains(&self.server.header_read_timeout_s) {
+            return Err(bad("server.header_read_timeout_s", "must be 1 to 3600"));
+        }
+        if !(8192..=1_048_576).contains(&self.server.max_header_bytes) {
+            return Err(bad("server.max_header_bytes", "must be 8192 to 1048576"));
+        }
+        match (&self.server.tls.cert, &self.server.tls.key) {
+            (Some(_), None) => {
+                return Err(bad("server.tls.key", "must be set with server.tls.cert"))
+            }
+            (None, Some(_)) => {
+                return Err(bad("server.tls.cert", "must be set with server.tls.key"))
+            }
+            (None, None) if self.server.tls.client_ca.is_some() => {
+                return Err(bad(
+                    "server.tls.client_ca",
+                    "needs server.tls.cert and server.tls.key",
+                ))
+            }
+            _ => {}
+        }
+        let header = &self.auth.api_key_header;
+        if header.parse::<hyper::header::HeaderName>().is_err() {
+            return Err(bad(
+                "auth.api_key_header",
+                format!("`{header}` is not a header name"),
+            ));
+        }
+        if !self.auth.enabled()
+            && !self.auth.allow_anonymous
+            && !self.server.listen.ip().is_loopback()
+        {
+            return Err(bad(
+                "auth",
+                format!(
+                    "server.listen = {} accepts other hosts but no authentication is set; set auth.basic_file and/or auth.api_key_file, or auth.allow_anonymous = true to serve anyone",
+                    self.server.listen
+                ),
+            ));
         }
         crate::filter::Filter::new(&self.watch.include, &self.watch.exclude)?;
         Ok(self)
@@ -317,7 +458,7 @@ mod tests {
     #[test]
     fn every_key_is_documented_in_default_toml() {
         for key in KEYS {
-            let (section, name) = key.split_once('.').unwrap();
+            let (section, name) = key.rsplit_once('.').unwrap();
             assert!(
                 DEFAULT_TOML.contains(&format!("[{section}]")),
                 "section {section} missing"

@@ -3,29 +3,46 @@
 //! Owns: the readiness flag and the few facts the status shows.
 //! Does not own: deciding readiness (`discover` sets it) or the answer's shape (`http`).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use crate::stamp::Stamp;
 
 /// Shared status.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Health {
-    ready: AtomicBool,
+    ready: tokio::sync::watch::Sender<bool>,
     watcher: Mutex<&'static str>,
     last_rescan: Mutex<Option<Stamp>>,
     pending: AtomicU64,
 }
 
+impl Default for Health {
+    fn default() -> Self {
+        Health {
+            ready: tokio::sync::watch::Sender::new(false),
+            watcher: Mutex::default(),
+            last_rescan: Mutex::default(),
+            pending: AtomicU64::default(),
+        }
+    }
+}
+
 impl Health {
     /// Whether the start-up scan is done and the watcher runs.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire)
+        *self.ready.borrow()
     }
 
     /// Marks the daemon ready (or not).
     pub fn set_ready(&self, ready: bool) {
-        self.ready.store(ready, Ordering::Release);
+        self.ready.send_replace(ready);
+    }
+
+    /// Returns once the daemon is ready.
+    pub async fn wait_ready(&self) {
+        let mut rx = self.ready.subscribe();
+        let _ = rx.wait_for(|r| *r).await;
     }
 
     /// The watcher's mode: `"starting"`, `"inotify"`, `"degraded"`.

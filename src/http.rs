@@ -21,14 +21,16 @@ use http_body_util::{combinators::BoxBody, BodyExt, Full};
 use hyper::header::{
     HeaderValue, ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HOST, LOCATION, RETRY_AFTER,
 };
+use hyper::server::conn::http1;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use percent_encoding::percent_decode_str;
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
+
+use crate::auth::{Auth, Verdict};
 
 use crate::health::Health;
 use crate::index::{IndexReader, WriterHandle};
@@ -41,8 +43,8 @@ pub type Body = BoxBody<Bytes, std::io::Error>;
 /// How long in-flight requests may take to finish at shutdown (well under systemd's
 /// default `TimeoutStopSec` of 90 s).
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
-/// A client must send its request headers within this time.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Request targets longer than this get `414`.
+const MAX_URI: usize = 4096;
 /// `Location` must stay under this many bytes (Logic Apps' limit is about 2 KB).
 const MAX_LOCATION: usize = 2048;
 /// How far ahead a first-call cursor reservation reaches, so first calls write at most
@@ -70,45 +72,132 @@ pub struct AppState {
     pub retry_after: u32,
     /// `trigger.max_content_bytes`
     pub max_content: u64,
+    /// `server.trusted_proxies`
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The loaded `[auth]` methods (`None`: no authentication); replaced on SIGHUP.
+    pub auth: Swap<Option<Auth>>,
 }
 
-/// Serves `listener` until `token` is cancelled, then drains in-flight requests for at
-/// most [`DRAIN_TIMEOUT`]. Accept errors are logged and survived.
-pub async fn serve(listener: TcpListener, state: Arc<AppState>, token: CancellationToken) {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+/// A value that can be replaced while readers keep the one they took (SIGHUP reloads).
+#[derive(Debug)]
+pub struct Swap<T>(std::sync::RwLock<Arc<T>>);
+
+impl<T> Swap<T> {
+    /// Holds `value`.
+    pub fn new(value: T) -> Swap<T> {
+        Swap(std::sync::RwLock::new(Arc::new(value)))
+    }
+
+    /// The current value.
+    pub fn get(&self) -> Arc<T> {
+        self.0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the value for later readers.
+    pub fn set(&self, value: T) {
+        *self
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(value);
+    }
+}
+
+/// Connection limits (`[server]`).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// Time to send a request head, and the keep-alive idle time.
+    pub header_read_timeout: Duration,
+    /// Largest request head in bytes (`431` beyond).
+    pub max_header_bytes: usize,
+}
+
+/// The TLS configuration, if HTTPS is served; replaced on SIGHUP.
+pub type TlsConfig = Swap<Option<Arc<rustls::ServerConfig>>>;
+
+/// Serves `listener` (HTTP/1.1, over TLS when `tls` holds a configuration) until `token`
+/// is cancelled, then drains in-flight requests for at most [`DRAIN_TIMEOUT`]. Accept
+/// errors and failed handshakes are logged and survived.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    tls: Arc<TlsConfig>,
+    limits: Limits,
+    token: CancellationToken,
+) {
+    let mut builder = http1::Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT);
-    builder.http2().timer(TokioTimer::new());
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes.max(8192) * 2)
+        .max_header_size(limits.max_header_bytes);
+    let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
     loop {
-        tokio::select! {
+        let permit = tokio::select! {
             _ = token.cancelled() => break,
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let state = state.clone();
-                let service = hyper::service::service_fn(move |req| {
-                    let state = state.clone();
-                    async move { Ok::<_, Infallible>(handle(&state, peer, req).await) }
-                });
-                let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
-                    }
-                });
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let accepted = tokio::select! {
+            _ = token.cancelled() => break,
+            a = listener.accept() => a,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
             }
-        }
+        };
+        let _ = stream.set_nodelay(true);
+        let state = state.clone();
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let tls = tls.get();
+        let handshake_timeout = limits.header_read_timeout;
+        tokio::spawn(async move {
+            let _permit = permit;
+            let secure = tls.is_some();
+            let service = hyper::service::service_fn(move |req| {
+                let state = state.clone();
+                async move { Ok::<_, Infallible>(handle(&state, peer, secure, req).await) }
+            });
+            let result = match tls.as_ref() {
+                Some(config) => {
+                    let acceptor = tokio_rustls::TlsAcceptor::from(config.clone());
+                    match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => {
+                            let conn = builder.serve_connection(TokioIo::new(stream), service);
+                            watcher.watch(conn).await
+                        }
+                        Ok(Err(e)) => {
+                            tracing::info!(%peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::info!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    }
+                }
+                None => {
+                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    watcher.watch(conn).await
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
     }
     drop(listener);
     tokio::select! {
@@ -117,12 +206,53 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, token: Cancellat
     }
 }
 
-/// Routes one request.
-pub async fn handle<B>(state: &AppState, peer: SocketAddr, req: Request<B>) -> Response<Body> {
+/// Routes one request: limits first, then authentication (every route but `/healthz`),
+/// then the route.
+pub async fn handle<B>(
+    state: &AppState,
+    peer: SocketAddr,
+    secure: bool,
+    req: Request<B>,
+) -> Response<Body> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let resp = match (&method, path.as_str()) {
-        (&Method::GET, "/trigger") => poll(state, &req).await,
+    let resp = route(state, peer, secure, &req).await;
+    tracing::debug!(%peer, %method, %path, status = resp.status().as_u16(), "request");
+    resp
+}
+
+async fn route<B>(
+    state: &AppState,
+    peer: SocketAddr,
+    secure: bool,
+    req: &Request<B>,
+) -> Response<Body> {
+    let method = req.method();
+    let path = req.uri().path();
+    if req.uri().to_string().len() > MAX_URI {
+        return error(
+            StatusCode::URI_TOO_LONG,
+            "uri_too_long",
+            &format!("the request target is longer than {MAX_URI} bytes"),
+        );
+    }
+    let has_body = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .is_some_and(|v| v.as_bytes() != b"0")
+        || req.headers().contains_key(hyper::header::TRANSFER_ENCODING);
+    if path != "/healthz" {
+        if let Some(denied) = authenticate(state, peer, req).await {
+            return denied;
+        }
+    }
+    match (method, path) {
+        (&Method::GET, "/trigger") | (&Method::GET, "/healthz") if has_body => error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_not_accepted",
+            "a GET here takes no request body",
+        ),
+        (&Method::GET, "/trigger") => poll(state, peer, secure, req).await,
         (&Method::GET, "/healthz") => healthz(state),
         (_, "/trigger") | (_, "/healthz") => {
             let mut r = error(
@@ -139,9 +269,48 @@ pub async fn handle<B>(state: &AppState, peer: SocketAddr, req: Request<B>) -> R
             "not_found",
             &format!("no such endpoint: {path}; the trigger is GET /trigger"),
         ),
+    }
+}
+
+/// `None` when the request may proceed; otherwise the `401` to send.
+async fn authenticate<B>(
+    state: &AppState,
+    peer: SocketAddr,
+    req: &Request<B>,
+) -> Option<Response<Body>> {
+    let auth = state.auth.get();
+    let Some(methods) = auth.as_ref() else {
+        return None;
     };
-    tracing::debug!(%peer, %method, %path, status = resp.status().as_u16(), "request");
-    resp
+    let headers = req.headers().clone();
+    let checker = auth.clone();
+    // bcrypt takes milliseconds: off the async workers.
+    let verdict = tokio::task::spawn_blocking(move || {
+        checker
+            .as_ref()
+            .as_ref()
+            .map_or(Verdict::Allowed, |a| a.check(&headers))
+    })
+    .await
+    .unwrap_or(Verdict::Denied);
+    let message = match verdict {
+        Verdict::Allowed => return None,
+        Verdict::Missing => "authentication required",
+        Verdict::Denied => {
+            tracing::warn!(%peer, path = %req.uri().path(), "authentication failed");
+            "the credentials were not accepted"
+        }
+    };
+    let mut r = error(StatusCode::UNAUTHORIZED, "unauthorized", message);
+    let challenge = if methods.has_basic() {
+        "Basic realm=\"filetrigger\", charset=\"UTF-8\"".to_string()
+    } else {
+        format!("ApiKey header=\"{}\"", methods.key_header())
+    };
+    if let Ok(v) = HeaderValue::from_str(&challenge) {
+        r.headers_mut().insert(hyper::header::WWW_AUTHENTICATE, v);
+    }
+    Some(r)
 }
 
 /// Why a request is answered with an error. One place maps each to its status.
@@ -273,19 +442,57 @@ fn parse_query(raw: &str) -> Result<Query<'_>, RequestError> {
     Ok(Query { pairs, cursor })
 }
 
-/// The absolute base URL the client sees (scheme, host, port, optional prefix).
-fn base_url<B>(state: &AppState, req: &Request<B>) -> Result<String, RequestError> {
+/// The first value of a forwarded header, trimmed.
+fn forwarded<'a, B>(req: &'a Request<B>, name: &str) -> Option<&'a str> {
+    let v = req.headers().get(name)?.to_str().ok()?;
+    let first = v.split(',').next()?.trim();
+    (!first.is_empty()).then_some(first)
+}
+
+/// The absolute base URL the client sees (scheme, host, port, optional prefix):
+/// `server.public_url`; else `X-Forwarded-*` from a trusted proxy; else `Host`.
+fn base_url<B>(
+    state: &AppState,
+    peer: SocketAddr,
+    secure: bool,
+    req: &Request<B>,
+) -> Result<String, RequestError> {
     if let Some(url) = &state.public_url {
         return Ok(url.clone());
     }
-    let host = match req.headers().get(HOST) {
+    let peer_ip = peer.ip().to_canonical();
+    let trusted = state.trusted_proxies.iter().any(|n| n.contains(&peer_ip));
+    let mut scheme = if secure { "https" } else { "http" };
+    let mut host = match req.headers().get(HOST) {
         Some(h) => h.to_str().ok().map(str::to_string),
         None => req.uri().authority().map(|a| a.to_string()),
     };
+    let mut prefix = String::new();
+    if trusted {
+        match forwarded(req, "x-forwarded-proto")
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            Some("https") => scheme = "https",
+            Some("http") => scheme = "http",
+            _ => {}
+        }
+        if let Some(h) = forwarded(req, "x-forwarded-host") {
+            host = Some(h.to_string());
+        }
+        if let Some(p) = forwarded(req, "x-forwarded-prefix") {
+            let safe = p.starts_with('/')
+                && p.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._~/%".contains(&b));
+            if safe {
+                prefix = p.trim_end_matches('/').to_string();
+            }
+        }
+    }
     host.filter(|h| {
         !h.is_empty() && !h.contains('@') && h.parse::<hyper::http::uri::Authority>().is_ok()
     })
-    .map(|h| format!("http://{h}"))
+    .map(|h| format!("{scheme}://{h}{prefix}"))
     .ok_or(RequestError::BadHost)
 }
 
@@ -315,16 +522,26 @@ fn header_url(url: String) -> Result<HeaderValue, RequestError> {
     HeaderValue::from_str(&url).map_err(|_| RequestError::BadQuery)
 }
 
-async fn poll<B>(state: &AppState, req: &Request<B>) -> Response<Body> {
-    match try_poll(state, req).await {
+async fn poll<B>(
+    state: &AppState,
+    peer: SocketAddr,
+    secure: bool,
+    req: &Request<B>,
+) -> Response<Body> {
+    match try_poll(state, peer, secure, req).await {
         Ok(r) => r,
         Err(e) => e.into_response(state.retry_after),
     }
 }
 
-async fn try_poll<B>(state: &AppState, req: &Request<B>) -> Result<Response<Body>, RequestError> {
+async fn try_poll<B>(
+    state: &AppState,
+    peer: SocketAddr,
+    secure: bool,
+    req: &Request<B>,
+) -> Result<Response<Body>, RequestError> {
     let query = parse_query(req.uri().query().unwrap_or(""))?;
-    let base = base_url(state, req)?;
+    let base = base_url(state, peer, secure, req)?;
     let Some(cursor) = query.cursor else {
         let now = state.clock.cursor_now();
         if now > state.clock.reserved() {
@@ -461,7 +678,7 @@ mod tests {
 
     async fn status_of(state: &AppState, uri: &str) -> StatusCode {
         let req = Request::get(uri).header(HOST, "h:1").body(()).unwrap();
-        handle(state, "127.0.0.1:9".parse().unwrap(), req)
+        handle(state, "127.0.0.1:9".parse().unwrap(), false, req)
             .await
             .status()
     }
@@ -480,6 +697,8 @@ mod tests {
             public_url: None,
             retry_after: 15,
             max_content: 1,
+            trusted_proxies: Vec::new(),
+            auth: Swap::new(None),
         };
         assert_eq!(
             status_of(&state, "/healthz").await,

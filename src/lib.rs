@@ -4,7 +4,9 @@
 //! stamp in a persistent store, and serves `GET /trigger` in the polling-trigger shape
 //! Logic Apps expects. See `README.md` for the map from each concern to its module.
 
+pub mod auth;
 pub mod config;
+pub mod confine;
 pub mod discover;
 pub mod error;
 pub mod filter;
@@ -13,9 +15,11 @@ pub mod http;
 pub mod index;
 pub mod offer;
 pub mod scan;
+pub mod sd;
 pub mod settle;
 pub mod shutdown;
 pub mod stamp;
+pub mod tls;
 pub mod watch;
 
 use std::sync::Arc;
@@ -37,12 +41,16 @@ const WATCH_QUEUE: usize = 65_536;
 ///
 /// # Errors
 /// See [`start`]; also [`Error::Bind`].
-pub async fn run(settings: Settings, token: CancellationToken) -> Result<(), Error> {
+pub async fn run(
+    settings: Settings,
+    token: CancellationToken,
+    notifier: sd::Notifier,
+) -> Result<(), Error> {
     let addr = settings.server.listen;
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| Error::Bind { addr, source })?;
-    start(settings, listener, token).await
+    start(settings, listener, token, notifier).await
 }
 
 /// Runs the daemon on a bound listener until `token` is cancelled: opens the index,
@@ -57,8 +65,11 @@ pub async fn start(
     settings: Settings,
     listener: TcpListener,
     token: CancellationToken,
+    notifier: sd::Notifier,
 ) -> Result<(), Error> {
     settings.prepare_dirs()?;
+    let auth = auth::Auth::load(&settings.auth)?;
+    let tls = Arc::new(http::Swap::new(tls::load(&settings.server.tls)?));
     let root =
         std::fs::canonicalize(&settings.watch.dir).map_err(|e| error::ConfigError::Invalid {
             key: "watch.dir".into(),
@@ -110,15 +121,39 @@ pub async fn start(
         public_url: settings.server.public_url.clone(),
         retry_after: settings.trigger.retry_after_s,
         max_content: settings.trigger.max_content_bytes,
+        trusted_proxies: settings.server.trusted_proxies.clone(),
+        auth: http::Swap::new(auth),
     });
+    tokio::spawn(reload_on_sighup(
+        settings.clone(),
+        state.clone(),
+        tls.clone(),
+        token.clone(),
+    ));
+    tokio::spawn(report_to_systemd(
+        state.clone(),
+        notifier.clone(),
+        token.clone(),
+    ));
+    let limits = http::Limits {
+        max_connections: settings.server.max_connections,
+        header_read_timeout: Duration::from_secs(settings.server.header_read_timeout_s),
+        max_header_bytes: settings.server.max_header_bytes,
+    };
 
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, "listening");
+        let scheme = if tls.get().is_some() { "https" } else { "http" };
+        let auth = if state.auth.get().is_some() {
+            "required"
+        } else {
+            "off"
+        };
+        tracing::info!(%addr, %scheme, %auth, "listening");
     }
     let http_token = token.child_token();
     let mut failure = None;
     let mut discovery_done = false;
-    let server = http::serve(listener, state, http_token.clone());
+    let server = http::serve(listener, state, tls, limits, http_token.clone());
     tokio::pin!(server);
     tokio::select! {
         _ = &mut server => {}
@@ -130,6 +165,7 @@ pub async fn start(
             server.await;
         }
     }
+    notifier.notify("STOPPING=1");
     discover_token.cancel();
     if !discovery_done {
         failure = discovery_failure(discovery.await, true);
@@ -161,5 +197,70 @@ fn discovery_failure(
         Ok(Ok(())) => Some("discovery stopped".to_string()),
         Ok(Err(e)) => Some(format!("discovery failed: {e}")),
         Err(e) => Some(format!("discovery panicked: {e}")),
+    }
+}
+
+/// On SIGHUP, reloads the TLS certificates and the authentication files; on a failure the
+/// old ones stay in force.
+async fn reload_on_sighup(
+    settings: Settings,
+    state: Arc<http::AppState>,
+    tls: Arc<http::TlsConfig>,
+    token: CancellationToken,
+) {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        tracing::warn!("cannot handle SIGHUP; certificates will not be reloaded");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = token.cancelled() => return,
+            _ = hup.recv() => {}
+        }
+        match tls::load(&settings.server.tls) {
+            Ok(config) => {
+                tls.set(config);
+                tracing::info!("SIGHUP: TLS configuration reloaded");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "SIGHUP: TLS reload failed; keeping the old certificates")
+            }
+        }
+        match auth::Auth::load(&settings.auth) {
+            Ok(a) => {
+                state.auth.set(a);
+                tracing::info!("SIGHUP: authentication files reloaded");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "SIGHUP: authentication reload failed; keeping the old ones")
+            }
+        }
+    }
+}
+
+/// Tells systemd `READY=1` once the start-up scan is done, and pings its watchdog while
+/// the runtime and the index are healthy.
+async fn report_to_systemd(
+    state: Arc<http::AppState>,
+    notifier: sd::Notifier,
+    token: CancellationToken,
+) {
+    tokio::select! {
+        _ = token.cancelled() => return,
+        _ = state.health.wait_ready() => notifier.notify("READY=1"),
+    }
+    let Some(every) = notifier.watchdog() else {
+        return;
+    };
+    let mut tick = tokio::time::interval(every / 2);
+    loop {
+        tokio::select! {
+            _ = token.cancelled() => return,
+            _ = tick.tick() => {
+                if !state.reader.stats().failing.load(std::sync::atomic::Ordering::Relaxed) {
+                    notifier.notify("WATCHDOG=1");
+                }
+            }
+        }
     }
 }

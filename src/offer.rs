@@ -9,7 +9,7 @@
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use base64::engine::general_purpose::STANDARD as B64;
@@ -79,10 +79,7 @@ pub fn next_after(
 /// file is a new version with its own, later stamp).
 fn open_checked(root: &Path, v: &FileVersion, max_content: u64) -> Option<Content> {
     let path = root.join(std::ffi::OsStr::from_bytes(&v.rel));
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc_flags())
-        .open(&path);
+    let file = crate::confine::open_beneath(root, &v.rel);
     let mut file = match file {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
@@ -143,11 +140,6 @@ fn read_exactly(file: &mut File, size: usize) -> std::io::Result<Option<Vec<u8>>
     }
     buf.truncate(size);
     Ok(Some(buf))
-}
-
-/// `O_NOFOLLOW | O_NONBLOCK`: never follow a link swapped in, never hang on a FIFO.
-fn libc_flags() -> i32 {
-    libc::O_NONBLOCK | libc::O_NOFOLLOW
 }
 
 /// The text form of a relative path: UTF-8 as is; otherwise every byte that is not part of

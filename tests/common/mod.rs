@@ -123,6 +123,13 @@ impl Daemon {
     /// Starts the binary in `cwd` with exactly `env` (plus PATH), waits until it logs its
     /// address and `/healthz` answers 200.
     pub fn start(cwd: &Path, env: &[(String, String)]) -> Daemon {
+        let d = Daemon::spawn(cwd, env);
+        d.wait_healthy();
+        d
+    }
+
+    /// Starts the binary and returns once it logged its address (not yet healthy).
+    pub fn spawn(cwd: &Path, env: &[(String, String)]) -> Daemon {
         let mut child = Command::new(env!("CARGO_BIN_EXE_filetrigger"))
             .current_dir(cwd)
             .env_clear()
@@ -144,7 +151,7 @@ impl Daemon {
                 let Ok(line) = line else { break };
                 if let Some(rest) = line.split("listening addr=").nth(1) {
                     if let Some(tx) = tx.take() {
-                        let _ = tx.send(rest.trim().to_string());
+                        let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_string());
                     }
                 }
                 sink.lock().unwrap().push_str(&line);
@@ -160,9 +167,7 @@ impl Daemon {
                 panic!("daemon did not start:\n{}", log.lock().unwrap());
             }
         };
-        let d = Daemon { child, addr, log };
-        d.wait_healthy();
-        d
+        Daemon { child, addr, log }
     }
 
     pub fn base(&self) -> String {
@@ -269,11 +274,18 @@ impl Reply {
     }
 }
 
-fn agent() -> ureq::Agent {
+/// A plain HTTP client that reports every status as an answer, follows no redirect.
+pub fn agent() -> ureq::Agent {
+    agent_with(ureq::tls::TlsConfig::default())
+}
+
+/// The same client with a TLS configuration.
+pub fn agent_with(tls: ureq::tls::TlsConfig) -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .max_redirects(0)
         .timeout_global(Some(Duration::from_secs(60)))
+        .tls_config(tls)
         .build()
         .into()
 }
@@ -285,13 +297,21 @@ pub fn get(url: &str) -> Result<Reply, ureq::Error> {
 
 /// Any method.
 pub fn request(method: &str, url: &str) -> Result<Reply, ureq::Error> {
-    let agent = agent();
-    let req = ureq::http::Request::builder()
-        .method(method)
-        .uri(url)
-        .body(())
-        .unwrap();
-    let mut resp = agent.run(req)?;
+    send(&agent(), method, url, &[])
+}
+
+/// Any method with extra headers, through `agent`.
+pub fn send(
+    agent: &ureq::Agent,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+) -> Result<Reply, ureq::Error> {
+    let mut req = ureq::http::Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let mut resp = agent.run(req.body(()).unwrap())?;
     let headers = resp
         .headers()
         .iter()

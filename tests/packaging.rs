@@ -1,0 +1,101 @@
+//! The files an administrator installs: the hardened systemd units and the shipped
+//! configuration.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::process::Command;
+
+/// The overall exposure rating `systemd-analyze security --offline=yes` gives a unit.
+fn exposure(unit: &Path) -> f64 {
+    let out = Command::new("systemd-analyze")
+        .args(["security", "--offline=yes", "--no-pager"])
+        .arg(unit)
+        .output()
+        .expect("systemd-analyze is needed for this test (apt-get install systemd)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains("Overall exposure level"))
+        .unwrap_or_else(|| {
+            panic!(
+                "no rating for {}:\n{text}\n{}",
+                unit.display(),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    let after = line.split(':').nth(1).unwrap().trim();
+    after.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn the_units_rate_2_0_or_better() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd/filetrigger.service");
+    // A template is rated as an instance.
+    let instance = dir.path().join("filetrigger@invoices.service");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd/filetrigger@.service"),
+        &instance,
+    )
+    .unwrap();
+    for unit in [main.as_path(), instance.as_path()] {
+        let rating = exposure(unit);
+        assert!(rating <= 2.0, "{} rates {rating}", unit.display());
+    }
+}
+
+#[test]
+fn the_template_differs_from_the_unit_only_in_its_instance_lines() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let settings = |p: &str| -> Vec<String> {
+        std::fs::read_to_string(root.join(p))
+            .unwrap()
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+            .map(|l| {
+                l.replace("%i", "NAME")
+                    .replace("/NAME.toml", "/filetrigger.toml")
+            })
+            .map(|l| {
+                l.replace("filetrigger/NAME", "filetrigger")
+                    .replace("filetrigger NAME", "filetrigger")
+            })
+            .collect()
+    };
+    assert_eq!(
+        settings("systemd/filetrigger@.service"),
+        settings("systemd/filetrigger.service")
+    );
+    let unit = std::fs::read_to_string(root.join("systemd/filetrigger.service")).unwrap();
+    for needed in [
+        "Type=notify",
+        "WatchdogSec=",
+        "DynamicUser=yes",
+        "StateDirectory=filetrigger",
+        "ProtectSystem=strict",
+        "ProtectHome=yes",
+        "PrivateTmp=yes",
+        "NoNewPrivileges=yes",
+        "CapabilityBoundingSet=\n",
+        "SystemCallFilter=@system-service",
+        "RestrictAddressFamilies=",
+        "UMask=0077",
+        "LoadCredential=",
+        "Restart=on-failure",
+        "ExecStart=/usr/bin/filetrigger --config /etc/filetrigger/filetrigger.toml",
+    ] {
+        assert!(unit.contains(needed), "the unit lacks {needed:?}");
+    }
+}
+
+#[test]
+fn the_shipped_configuration_loads_and_names_no_secret() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let path = root.join("config/filetrigger.toml");
+    let s = filetrigger::config::load(Some(&path), Vec::new()).unwrap();
+    assert_eq!(s.watch.dir, Path::new("/srv/filetrigger/in"));
+    assert!(s.server.listen.ip().is_loopback());
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(!text.to_lowercase().contains("password ="));
+}
