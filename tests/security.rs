@@ -232,6 +232,19 @@ fn tls_agent(trust: &Ca, client: Option<&(String, String)>) -> ureq::Agent {
     agent_with(tls.build())
 }
 
+/// The site's environment with HTTPS from `cert.pem` and `key.pem` in its temp dir.
+fn tls_env(site: &Site) -> Vec<(String, String)> {
+    let dir = site.tmp.path();
+    let mut env = site.env(SETTLE);
+    for (key, file) in [("CERT", "cert.pem"), ("KEY", "key.pem")] {
+        env.push((
+            format!("FILETRIGGER__SERVER__TLS__{key}"),
+            dir.join(file).display().to_string(),
+        ));
+    }
+    env
+}
+
 fn write_pair(dir: &std::path::Path, (cert, key): &(String, String)) {
     std::fs::write(dir.join("cert.pem"), cert).unwrap();
     std::fs::write(dir.join("key.pem"), key).unwrap();
@@ -244,15 +257,7 @@ fn tls_serves_https_and_reloads_certificates_on_sighup_without_dropping_the_list
     let new_ca = Ca::new("new ca");
     let dir = site.tmp.path();
     write_pair(dir, &old_ca.leaf(&["localhost"]));
-    let mut env = site.env(SETTLE);
-    env.push((
-        "FILETRIGGER__SERVER__TLS__CERT".into(),
-        dir.join("cert.pem").display().to_string(),
-    ));
-    env.push((
-        "FILETRIGGER__SERVER__TLS__KEY".into(),
-        dir.join("key.pem").display().to_string(),
-    ));
+    let env = tls_env(&site);
     let d = Daemon::spawn(dir, &env);
     let url = format!("https://localhost:{}/trigger", d.addr.port());
     let health = format!("https://localhost:{}/healthz", d.addr.port());
@@ -294,15 +299,7 @@ fn client_certificates_are_required_when_a_client_ca_is_set() {
     let dir = site.tmp.path();
     write_pair(dir, &server_ca.leaf(&["localhost"]));
     std::fs::write(dir.join("clients.pem"), client_ca.pem()).unwrap();
-    let mut env = site.env(SETTLE);
-    env.push((
-        "FILETRIGGER__SERVER__TLS__CERT".into(),
-        dir.join("cert.pem").display().to_string(),
-    ));
-    env.push((
-        "FILETRIGGER__SERVER__TLS__KEY".into(),
-        dir.join("key.pem").display().to_string(),
-    ));
+    let mut env = tls_env(&site);
     env.push((
         "FILETRIGGER__SERVER__TLS__CLIENT_CA".into(),
         dir.join("clients.pem").display().to_string(),
