@@ -35,6 +35,8 @@ pub const KEYS: &[&str] = &[
     "watch.include",
     "watch.exclude",
     "watch.rescan_interval_s",
+    "watch.mode",
+    "watch.poll_interval_s",
     "state.dir",
     "trigger.retry_after_s",
     "trigger.max_content_bytes",
@@ -139,6 +141,21 @@ pub struct WatchSettings {
     pub exclude: Vec<String>,
     /// `watch.rescan_interval_s`
     pub rescan_interval_s: u64,
+    /// `watch.mode`
+    pub mode: WatchMode,
+    /// `watch.poll_interval_s`
+    pub poll_interval_s: u64,
+}
+
+/// `watch.mode`: how changes are noticed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WatchMode {
+    /// File-system events (inotify), with periodic rescans as a safety net.
+    Inotify,
+    /// Periodic scans only, every `watch.poll_interval_s` (NFS and SMB mounts, where
+    /// inotify does not see changes made by other hosts).
+    Poll,
 }
 
 /// `[state]`: where the index lives.
@@ -334,6 +351,9 @@ impl Settings {
         if self.watch.settle_ms > 86_400_000 {
             return Err(bad("watch.settle_ms", "must be at most 86400000 (one day)"));
         }
+        if self.watch.poll_interval_s == 0 {
+            return Err(bad("watch.poll_interval_s", "must be at least 1"));
+        }
         if self.watch.rescan_interval_s == 0 {
             return Err(bad("watch.rescan_interval_s", "must be at least 1"));
         }
@@ -511,6 +531,12 @@ mod tests {
                 "FILETRIGGER__WATCH__RESCAN_INTERVAL_S",
                 "0",
                 "watch.rescan_interval_s",
+            ),
+            ("FILETRIGGER__WATCH__MODE", "fanotify", "watch.mode"),
+            (
+                "FILETRIGGER__WATCH__POLL_INTERVAL_S",
+                "0",
+                "watch.poll_interval_s",
             ),
             ("FILETRIGGER__WATCH__EXCLUDE", "a[", "watch.exclude"),
         ] {

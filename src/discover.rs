@@ -51,6 +51,8 @@ pub struct Discover {
     pub settle: Duration,
     /// `watch.rescan_interval_s`
     pub rescan_every: Duration,
+    /// `watch.mode = "poll"`: no watcher; every `rescan_every` a full scan.
+    pub poll: bool,
     /// `watch.include` / `watch.exclude`
     pub filter: Arc<Filter>,
     /// Read side of the index (to skip known versions while scanning).
@@ -202,13 +204,14 @@ pub async fn run(
             confirm_at: None,
         },
     };
-    st.d.health.set_watcher("inotify");
+    st.d.health
+        .set_watcher(if st.d.poll { "poll" } else { "inotify" });
     st.request_full("start-up");
     let mut rescan =
         tokio::time::interval_at(tokio::time::Instant::now() + rescan_every, rescan_every);
     rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut msgs = Vec::with_capacity(1024);
-    let mut watching = true;
+    let mut watching = !st.d.poll;
     loop {
         let deadline = [
             st.settler.next_due(),
@@ -233,7 +236,7 @@ pub async fn run(
             Some(found) = found_rx.recv() => st.on_found(found).await?,
             Some(done) = st.scans.join_next(), if !st.scans.is_empty() => st.on_scan_done(done),
             _ = sleep_until(deadline), if deadline.is_some() => st.on_due().await?,
-            _ = rescan.tick() => st.request_full("periodic rescan"),
+            _ = rescan.tick() => st.request_full(if st.d.poll { "poll interval" } else { "periodic rescan" }),
         }
         if dropped.swap(false, Ordering::AcqRel) {
             st.request_full("the watcher's channel was full and events were dropped");

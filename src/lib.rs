@@ -89,11 +89,17 @@ pub async fn start(
         .start_writer(WRITER_QUEUE)
         .map_err(|e| Error::Internal(format!("cannot start the index writer: {e}")))?;
     let health = Arc::new(health::Health::default());
-    let (watch_handle, watch_rx) = watch::start(&root, settings.watch.recursive, WATCH_QUEUE)
-        .map_err(|source| Error::Watch {
-            path: root.clone(),
-            source,
-        })?;
+    let poll = settings.watch.mode == config::WatchMode::Poll;
+    let (watch_handle, watch_rx) = if poll {
+        watch::disabled()
+    } else {
+        watch::start(&root, settings.watch.recursive, WATCH_QUEUE).map_err(|source| {
+            Error::Watch {
+                path: root.clone(),
+                source,
+            }
+        })?
+    };
     tracing::info!(dir = %root.display(), recursive = settings.watch.recursive, "watching");
 
     let discover_token = token.child_token();
@@ -102,7 +108,12 @@ pub async fn start(
             root: root.clone(),
             recursive: settings.watch.recursive,
             settle: Duration::from_millis(settings.watch.settle_ms),
-            rescan_every: Duration::from_secs(settings.watch.rescan_interval_s),
+            rescan_every: Duration::from_secs(if poll {
+                settings.watch.poll_interval_s
+            } else {
+                settings.watch.rescan_interval_s
+            }),
+            poll,
             filter,
             reader: index.reader(),
             writer: writer.clone(),

@@ -113,6 +113,22 @@ impl std::fmt::Debug for WatchHandle {
     }
 }
 
+/// No watcher at all (`watch.mode = "poll"`): the receiver never yields and adding a
+/// watch does nothing, so discovery lives on its periodic scans.
+pub fn disabled() -> (WatchHandle, WatchRx) {
+    let (_tx, rx) = mpsc::channel(1);
+    let watches = Watches {
+        watcher: Arc::new(Mutex::new(None)),
+    };
+    (
+        WatchHandle {
+            watches: watches.clone(),
+            dropped: Arc::new(AtomicBool::new(false)),
+        },
+        WatchRx { rx, watches },
+    )
+}
+
 /// Starts watching `root` (the directory itself; scans add its subdirectories when
 /// `recursive`); events arrive on the returned receiver.
 ///

@@ -708,3 +708,49 @@ fn non_recursive_watch_offers_top_level_files_only() {
     p.expect_nothing_more(quiet(SETTLE));
     assert_exactly_once(&p.got, &want);
 }
+
+/// Whether a process holds an inotify instance.
+fn has_inotify(pid: i32) -> bool {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .any(|e| {
+            std::fs::read_link(e.path())
+                .map(|l| l.to_string_lossy().contains("inotify"))
+                .unwrap_or(false)
+        })
+}
+
+#[test]
+fn poll_mode_finds_files_by_scanning_alone() {
+    let site = Site::new();
+    site.put("before.txt", b"before start");
+    let d = site.daemon(
+        200,
+        &[
+            ("FILETRIGGER__WATCH__MODE", "poll"),
+            ("FILETRIGGER__WATCH__POLL_INTERVAL_S", "1"),
+        ],
+    );
+    assert_eq!(d.health()["watcher"], "poll");
+    assert!(!has_inotify(d.pid()), "poll mode must not use inotify");
+    let mut p = Poller::at(format!(
+        "{}?triggerState=2000-01-01T00:00:00Z",
+        d.trigger_url()
+    ));
+    let mut want = vec!["before.txt".to_string()];
+    for i in 0..10 {
+        let rel = format!("share/{}/f{i}.dat", i % 3);
+        site.put(&rel, format!("{i}").as_bytes());
+        want.push(rel);
+    }
+    p.drain(want.len(), Duration::from_secs(30));
+    assert_exactly_once(&p.got, &want);
+    // A changed file is a new version, found by a later scan.
+    std::fs::write(site.inbox.join("before.txt"), b"changed, longer").unwrap();
+    let n = p.got.len();
+    p.drain(n + 1, Duration::from_secs(30));
+    assert_eq!(p.got[n].path, "before.txt");
+    assert_eq!(p.got[n].content(), b"changed, longer");
+    p.expect_nothing_more(Duration::from_millis(2500));
+}
