@@ -63,6 +63,9 @@ pub struct Discover {
     pub health: Arc<Health>,
 }
 
+/// How often the watched directory itself is checked.
+const ROOT_CHECK: Duration = Duration::from_secs(1);
+
 /// Scan candidates the settler holds at most; past this, a scan's candidates are only
 /// remembered as a hash each and confirmed by a second scan (see [`Bulk`]).
 const SETTLER_CAP: usize = 4_096;
@@ -212,6 +215,10 @@ pub async fn run(
     rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut msgs = Vec::with_capacity(1024);
     let mut watching = !st.d.poll;
+    // The watched directory itself can vanish or turn unreadable (an unmounted share, a
+    // deleted folder): checked every second, and resumed from by itself.
+    let mut root_check = tokio::time::interval(ROOT_CHECK);
+    root_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let deadline = [
             st.settler.next_due(),
@@ -237,6 +244,7 @@ pub async fn run(
             Some(done) = st.scans.join_next(), if !st.scans.is_empty() => st.on_scan_done(done),
             _ = sleep_until(deadline), if deadline.is_some() => st.on_due().await?,
             _ = rescan.tick() => st.request_full(if st.d.poll { "poll interval" } else { "periodic rescan" }),
+            _ = root_check.tick() => st.check_root().await,
         }
         if dropped.swap(false, Ordering::AcqRel) {
             st.request_full("the watcher's channel was full and events were dropped");
@@ -349,6 +357,12 @@ impl State {
                     "full scan walked the tree"
                 );
                 if tx.blocking_send(Found::Walked(started, report)).is_err() || report.stopped {
+                    return kind;
+                }
+                // A missing or unreadable watched directory is an outage, not the
+                // deletion of every file: keep the index as it is.
+                if std::fs::read_dir(&root).is_err() {
+                    tracing::warn!(dir = %root.display(), "the watched directory cannot be read; deletion check skipped");
                     return kind;
                 }
                 let mut gone = Vec::new();
@@ -537,6 +551,36 @@ impl State {
             }
         }
         Ok(())
+    }
+
+    /// Checks that the watched directory exists and can be listed. Going bad makes
+    /// `/healthz` answer 503; coming back re-adds its watch and rescans.
+    async fn check_root(&mut self) {
+        let root = self.d.root.clone();
+        let ok = tokio::task::spawn_blocking(move || {
+            std::fs::read_dir(&root)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()));
+        match (self.d.health.root_ok(), ok) {
+            (true, Err(e)) => {
+                tracing::error!(dir = %self.d.root.display(), error = %e, "the watched directory is unavailable; waiting for it to come back");
+                self.d.health.set_root_ok(false);
+            }
+            (false, Ok(())) => {
+                tracing::info!(dir = %self.d.root.display(), "the watched directory is back; rescanning");
+                if let Err(AddError::Limit(m) | AddError::Other(m)) = self.watches.add(&self.d.root)
+                {
+                    tracing::warn!(error = %m, "cannot watch the watched directory again; relying on rescans");
+                    self.d.health.set_watcher("degraded");
+                }
+                self.d.health.set_root_ok(true);
+                self.request_full("the watched directory is back");
+            }
+            _ => {}
+        }
     }
 
     /// A path was deleted or renamed away: a file, or a directory with files below it.

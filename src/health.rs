@@ -15,6 +15,7 @@ pub struct Health {
     watcher: Mutex<&'static str>,
     last_rescan: Mutex<Option<Stamp>>,
     pending: AtomicU64,
+    root_ok: std::sync::atomic::AtomicBool,
 }
 
 impl Default for Health {
@@ -24,6 +25,7 @@ impl Default for Health {
             watcher: Mutex::default(),
             last_rescan: Mutex::default(),
             pending: AtomicU64::default(),
+            root_ok: std::sync::atomic::AtomicBool::new(true),
         }
     }
 }
@@ -74,6 +76,16 @@ impl Health {
             .last_rescan
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = Some(at);
+    }
+
+    /// Whether the watched directory exists and can be listed.
+    pub fn root_ok(&self) -> bool {
+        self.root_ok.load(Ordering::Acquire)
+    }
+
+    /// Records whether the watched directory exists and can be listed.
+    pub fn set_root_ok(&self, ok: bool) {
+        self.root_ok.store(ok, Ordering::Release);
     }
 
     /// Files seen but not yet complete.

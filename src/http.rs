@@ -378,11 +378,14 @@ fn full(body: impl Into<Bytes>) -> Body {
 fn healthz(state: &AppState) -> Response<Body> {
     let stats = state.reader.stats();
     let failing = stats.failing.load(Ordering::Relaxed);
-    let ready = state.health.is_ready() && !failing;
+    let root_ok = state.health.root_ok();
+    let ready = state.health.is_ready() && !failing && root_ok;
     let status = if !state.health.is_ready() {
         "starting"
     } else if failing {
         "index_failing"
+    } else if !root_ok {
+        "watched_dir_unavailable"
     } else {
         "ok"
     };
@@ -706,6 +709,12 @@ mod tests {
         );
         state.health.set_ready(true);
         assert_eq!(status_of(&state, "/healthz").await, StatusCode::OK);
+        state.health.set_root_ok(false);
+        assert_eq!(
+            status_of(&state, "/healthz").await,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        state.health.set_root_ok(true);
         state.reader.stats().failing.store(true, Ordering::Relaxed);
         assert_eq!(
             status_of(&state, "/healthz").await,

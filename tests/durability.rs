@@ -131,3 +131,41 @@ fn a_restart_does_not_re_offer_files_to_a_new_first_call() {
     p.drain(1, WAIT);
     assert_eq!(p.paths(), vec!["new.txt"]);
 }
+
+#[test]
+fn the_watched_directory_deleted_or_unreadable_is_survived_and_resumed() {
+    let site = Site::new();
+    let d = site.daemon(SETTLE, &[("FILETRIGGER__WATCH__RESCAN_INTERVAL_S", "1")]);
+    let mut p = Poller::start(&d.trigger_url());
+    site.put("one.txt", b"1");
+    p.drain(1, WAIT);
+
+    // Moved away (as an unmount or a careless rename would): unhealthy, still serving.
+    let aside = site.tmp.path().join("inbox.moved");
+    std::fs::rename(&site.inbox, &aside).unwrap();
+    wait_for("503", WAIT, || {
+        get(&format!("{}/healthz", d.base())).unwrap().status == 503
+    });
+    assert_eq!(d.health()["status"], "watched_dir_unavailable");
+    assert_eq!(p.poll().status, 202, "polls are still answered");
+
+    // Re-created with new files, and the old one back: healthy again, new files offered,
+    // the old file not offered a second time.
+    std::fs::rename(&aside, &site.inbox).unwrap();
+    site.put("two.txt", b"2");
+    site.put("deep/three.txt", b"3");
+    wait_for("healthy", WAIT, || {
+        get(&format!("{}/healthz", d.base())).unwrap().status == 200
+    });
+    p.drain(3, WAIT);
+    assert_exactly_once(
+        &p.got,
+        &["one.txt".into(), "two.txt".into(), "deep/three.txt".into()],
+    );
+    // Files created now are seen through the watch again.
+    site.put("four.txt", b"4");
+    p.drain(4, WAIT);
+    assert_eq!(p.paths().last().unwrap(), "four.txt");
+    p.expect_nothing_more(Duration::from_millis(1500));
+    assert!(d.log().contains("unavailable") && d.log().contains("is back"));
+}
