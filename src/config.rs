@@ -38,6 +38,7 @@ pub const KEYS: &[&str] = &[
     "watch.mode",
     "watch.poll_interval_s",
     "state.dir",
+    "state.retention",
     "trigger.retry_after_s",
     "trigger.max_content_bytes",
     "auth.allow_anonymous",
@@ -164,6 +165,9 @@ pub enum WatchMode {
 pub struct StateSettings {
     /// `state.dir`
     pub dir: PathBuf,
+    /// `state.retention`: index entries older than this are dropped (`None`: kept).
+    #[serde(deserialize_with = "retention")]
+    pub retention: Option<std::time::Duration>,
 }
 
 /// `[trigger]`: the shape of the answers.
@@ -184,6 +188,35 @@ fn socket_addr<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, D::
             "`{text}` is not a socket address (IP:PORT, e.g. 127.0.0.1:8080 or [::1]:8080)"
         ))
     })
+}
+
+/// `"0"` (keep everything) or a number with a unit: `90s`, `30m`, `12h`, `30d`.
+fn retention<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<std::time::Duration>, D::Error> {
+    let text = String::deserialize(d)?;
+    let t = text.trim();
+    if t == "0" {
+        return Ok(None);
+    }
+    let bad = || {
+        serde::de::Error::custom(format!(
+            "`{text}` is not a duration: \"0\" to keep everything, or a number with s, m, h or d (e.g. \"30d\")"
+        ))
+    };
+    let (num, unit) = t.split_at(t.len().saturating_sub(1));
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(bad()),
+    };
+    if n == 0 {
+        return Err(bad());
+    }
+    Ok(Some(std::time::Duration::from_secs(n.saturating_mul(secs))))
 }
 
 /// IP addresses or CIDR networks (`10.0.0.0/8`, `::1`).
@@ -533,6 +566,12 @@ mod tests {
                 "watch.rescan_interval_s",
             ),
             ("FILETRIGGER__WATCH__MODE", "fanotify", "watch.mode"),
+            (
+                "FILETRIGGER__STATE__RETENTION",
+                "30 days",
+                "state.retention",
+            ),
+            ("FILETRIGGER__STATE__RETENTION", "30", "state.retention"),
             (
                 "FILETRIGGER__WATCH__POLL_INTERVAL_S",
                 "0",

@@ -80,6 +80,9 @@ pub enum WriteOp {
     /// Commit everything queued before this and stop; later sends fail. Shutdown uses it
     /// so that a straggling connection holding a handle cannot keep the writer alive.
     Stop,
+    /// Drops offer entries stamped before this (`state.retention`). The `files` table is
+    /// kept, so a file still on disk is not offered again.
+    Prune(Stamp),
 }
 
 /// Counters shared with `/healthz` and the poll fast path.
@@ -398,6 +401,11 @@ impl Writer {
                                 .map_err(|e| s("remove")(e.into()))?;
                             offers.remove(old).map_err(|e| s("remove")(e.into()))?;
                         }
+                    }
+                    WriteOp::Prune(before) => {
+                        offers
+                            .retain_in(..before.0, |_, _| false)
+                            .map_err(|e| s("prune")(e.into()))?;
                     }
                     WriteOp::Reserve(..) | WriteOp::Stop => {}
                 }

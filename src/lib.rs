@@ -141,6 +141,9 @@ pub async fn start(
         tls.clone(),
         token.clone(),
     ));
+    if let Some(keep) = settings.state.retention {
+        tokio::spawn(prune(writer.clone(), index.clock(), keep, token.clone()));
+    }
     tokio::spawn(report_to_systemd(
         state.clone(),
         notifier.clone(),
@@ -272,6 +275,29 @@ async fn report_to_systemd(
                     notifier.notify("WATCHDOG=1");
                 }
             }
+        }
+    }
+}
+
+/// Drops index entries older than `keep` (`state.retention`), at a tenth of that period
+/// (between 1 s and 1 h).
+async fn prune(
+    writer: index::WriterHandle,
+    clock: Arc<stamp::StampClock>,
+    keep: Duration,
+    token: CancellationToken,
+) {
+    let every = (keep / 10).clamp(Duration::from_secs(1), Duration::from_secs(3600));
+    let keep_ns = i64::try_from(keep.as_nanos()).unwrap_or(i64::MAX);
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = token.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let before = stamp::Stamp(clock.wall_now().0.saturating_sub(keep_ns));
+        if writer.send(index::WriteOp::Prune(before)).await.is_err() {
+            return;
         }
     }
 }

@@ -169,3 +169,28 @@ fn the_watched_directory_deleted_or_unreadable_is_survived_and_resumed() {
     p.expect_nothing_more(Duration::from_millis(1500));
     assert!(d.log().contains("unavailable") && d.log().contains("is back"));
 }
+
+#[test]
+fn retention_drops_old_entries_without_offering_their_files_again() {
+    let site = Site::new();
+    let d = site.daemon(
+        SETTLE,
+        &[
+            ("FILETRIGGER__STATE__RETENTION", "2s"),
+            ("FILETRIGGER__WATCH__RESCAN_INTERVAL_S", "1"),
+        ],
+    );
+    site.put("old.txt", b"old");
+    wait_for("indexed", WAIT, || d.health()["filesIndexed"] == 1);
+    wait_for("pruned", WAIT, || d.health()["filesIndexed"] == 0);
+    site.put("new.txt", b"new");
+    // A cursor older than the retention continues from the oldest entry kept.
+    let mut replay = Poller::at(format!(
+        "{}?triggerState=2000-01-01T00:00:00Z",
+        d.trigger_url()
+    ));
+    replay.drain(1, WAIT);
+    assert_eq!(replay.paths(), vec!["new.txt"]);
+    // old.txt is still on disk; rescans run every second and must not offer it again.
+    replay.expect_nothing_more(Duration::from_millis(2500));
+}
