@@ -365,6 +365,14 @@ impl State {
                     tracing::warn!(dir = %root.display(), "the watched directory cannot be read; deletion check skipped");
                     return kind;
                 }
+                // Likewise a tree that is suddenly empty while the index is not: most
+                // likely an unmounted share showing its empty mount point. Dropping every
+                // entry would offer every file again after the remount; deletions seen
+                // as events are still applied.
+                if report.files == 0 && reader.stats().files.load(std::sync::atomic::Ordering::Relaxed) > 0 {
+                    tracing::warn!(dir = %root.display(), "the watched directory is empty but the index is not; deletion check skipped");
+                    return kind;
+                }
                 let mut gone = Vec::new();
                 let result = scan::find_deleted(&root, &snapshot, &cancel, |rel, stamp| {
                     gone.push((rel, stamp));

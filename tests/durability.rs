@@ -194,3 +194,35 @@ fn retention_drops_old_entries_without_offering_their_files_again() {
     // old.txt is still on disk; rescans run every second and must not offer it again.
     replay.expect_nothing_more(Duration::from_millis(2500));
 }
+
+#[test]
+fn an_unmounted_share_showing_an_empty_mount_point_does_not_cause_re_offers() {
+    let site = Site::new();
+    let d = site.daemon(SETTLE, &[("FILETRIGGER__WATCH__RESCAN_INTERVAL_S", "1")]);
+    let mut p = Poller::start(&d.trigger_url());
+    let want: Vec<String> = (0..5).map(|i| format!("share/f{i}.txt")).collect();
+    for w in &want {
+        site.put(w, b"on the share");
+    }
+    p.drain(5, WAIT);
+    // Hide the tree behind an empty file system, as an unmount leaves an empty mount
+    // point (needs root: mount(8)).
+    let inbox = site.inbox.display().to_string();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs", &inbox])
+        .status()
+        .expect("mount(8) is needed");
+    assert!(mounted.success(), "this test needs root to mount a tmpfs");
+    let scans_before = d.log().matches("full scan walked").count();
+    wait_for("two rescans of the empty tree", WAIT, || {
+        d.log().matches("full scan walked").count() >= scans_before + 2
+    });
+    let unmounted = std::process::Command::new("umount")
+        .arg(&inbox)
+        .status()
+        .unwrap();
+    assert!(unmounted.success());
+    assert_eq!(d.health()["filesIndexed"], 5, "the index kept its entries");
+    p.expect_nothing_more(Duration::from_millis(2500));
+    assert_exactly_once(&p.got, &want);
+}
