@@ -53,6 +53,9 @@ pub struct Discover {
     pub rescan_every: Duration,
     /// `watch.mode = "poll"`: no watcher; every `rescan_every` a full scan.
     pub poll: bool,
+    /// `watch.poll_interval_s`: how often to scan while the inotify watch limit leaves
+    /// part of the tree unwatched.
+    pub poll_every: Duration,
     /// `watch.include` / `watch.exclude`
     pub filter: Arc<Filter>,
     /// Read side of the index (to skip known versions while scanning).
@@ -107,6 +110,10 @@ struct State {
     subtree_queue: VecDeque<Vec<u8>>,
     follow_ups: VecDeque<(Instant, Vec<u8>)>,
     walked_once: bool,
+    /// The watch limit was hit since the current full scan started.
+    limit_seen: bool,
+    /// Part of the tree is unwatched (watch limit): scanned every `poll_every`.
+    degraded: bool,
     token: CancellationToken,
     watches: Watches,
     bulk: Bulk,
@@ -198,6 +205,8 @@ pub async fn run(
         subtree_queue: VecDeque::new(),
         follow_ups: VecDeque::new(),
         walked_once: false,
+        limit_seen: false,
+        degraded: false,
         token: token.clone(),
         watches,
         bulk: Bulk {
@@ -217,6 +226,8 @@ pub async fn run(
     let mut watching = !st.d.poll;
     // The watched directory itself can vanish or turn unreadable (an unmounted share, a
     // deleted folder): checked every second, and resumed from by itself.
+    let mut degraded_poll = tokio::time::interval(st.d.poll_every);
+    degraded_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut root_check = tokio::time::interval(ROOT_CHECK);
     root_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -245,6 +256,7 @@ pub async fn run(
             _ = sleep_until(deadline), if deadline.is_some() => st.on_due().await?,
             _ = rescan.tick() => st.request_full(if st.d.poll { "poll interval" } else { "periodic rescan" }),
             _ = root_check.tick() => st.check_root().await,
+            _ = degraded_poll.tick(), if st.degraded => st.request_full("watch limit: polling"),
         }
         if dropped.swap(false, Ordering::AcqRel) {
             st.request_full("the watcher's channel was full and events were dropped");
@@ -273,6 +285,7 @@ impl State {
         }
         tracing::info!(reason = why, "full scan");
         self.full_running = true;
+        self.limit_seen = false;
         self.spawn_scan(ScanKind::Full, Vec::new());
     }
 
@@ -446,11 +459,16 @@ impl State {
                 }
             }
             Found::WatchLimit(message) => {
-                self.d.health.set_watcher("degraded");
-                tracing::warn!(
-                    error = %message,
-                    "inotify watch limit reached: directories past it are covered by rescans only; raise fs.inotify.max_user_watches"
-                );
+                self.limit_seen = true;
+                if !self.degraded {
+                    self.degraded = true;
+                    self.d.health.set_watcher("degraded");
+                    tracing::warn!(
+                        error = %message,
+                        every_s = self.d.poll_every.as_secs(),
+                        "inotify watch limit reached: directories past it are covered by polling scans until watches are available again; raise fs.inotify.max_user_watches"
+                    );
+                }
             }
             Found::Walked(started, report) => {
                 // A full walk that started after the seal has confirmed what it could.
@@ -459,6 +477,12 @@ impl State {
                 }
                 self.bulk.seal(now, self.d.settle);
                 self.d.health.set_last_rescan(Stamp::now());
+                // A full walk that could add every watch ends the degraded mode.
+                if self.degraded && !self.limit_seen && !report.stopped {
+                    self.degraded = false;
+                    self.d.health.set_watcher("inotify");
+                    tracing::info!("every directory is watched again");
+                }
                 if !self.walked_once {
                     self.walked_once = true;
                     self.d.health.set_ready(true);

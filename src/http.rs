@@ -386,6 +386,9 @@ fn healthz(state: &AppState) -> Response<Body> {
         "index_failing"
     } else if !root_ok {
         "watched_dir_unavailable"
+    } else if state.health.watcher() == "degraded" {
+        // Still working (rescans cover what is not watched): 200, but said.
+        "degraded"
     } else {
         "ok"
     };

@@ -114,6 +114,7 @@ pub async fn start(
                 settings.watch.rescan_interval_s
             }),
             poll,
+            poll_every: Duration::from_secs(settings.watch.poll_interval_s),
             filter,
             reader: index.reader(),
             writer: writer.clone(),
