@@ -16,22 +16,10 @@ use common::*;
 
 const SYSCTL: &str = "/proc/sys/fs/inotify/max_queued_events";
 
-/// Restores the sysctl when dropped, even if the test panics.
-struct Restore(String);
-
-impl Drop for Restore {
-    fn drop(&mut self) {
-        let _ = std::fs::write(SYSCTL, &self.0);
-    }
-}
-
 #[test]
 fn a_burst_of_20000_files_through_a_tiny_inotify_queue_is_offered_exactly_once() {
     let site = Site::new();
-    let old = std::fs::read_to_string(SYSCTL).unwrap();
-    let restore = Restore(old.trim().to_string());
-    std::fs::write(SYSCTL, "32")
-        .expect("this test needs root to lower fs.inotify.max_queued_events");
+    let restore = Sysctl::set(SYSCTL, "32");
     let d = site.daemon(300, &[]);
     drop(restore);
 

@@ -16,14 +16,6 @@ use common::*;
 
 const SYSCTL: &str = "/proc/sys/fs/inotify/max_user_watches";
 
-struct Restore(String);
-
-impl Drop for Restore {
-    fn drop(&mut self) {
-        let _ = std::fs::write(SYSCTL, &self.0);
-    }
-}
-
 /// Inotify watches held by all processes now (lines `inotify wd:` in /proc/*/fdinfo).
 fn watches_in_use() -> usize {
     let mut n = 0;
@@ -51,9 +43,7 @@ fn past_the_watch_limit_polling_scans_cover_the_tree_until_watches_return() {
     for b in &before {
         site.put(b, b"early");
     }
-    let restore = Restore(std::fs::read_to_string(SYSCTL).unwrap().trim().to_string());
-    std::fs::write(SYSCTL, (watches_in_use() + 4).to_string())
-        .expect("this test needs root to lower fs.inotify.max_user_watches");
+    let restore = Sysctl::set(SYSCTL, &(watches_in_use() + 4).to_string());
     let d = site.daemon(
         200,
         &[

@@ -516,3 +516,26 @@ pub fn set_mtime(path: &Path, t: std::time::SystemTime) {
     let f = std::fs::File::options().write(true).open(path).unwrap();
     f.set_modified(t).unwrap();
 }
+
+/// A kernel setting under /proc/sys, set for a test and put back when dropped (even when
+/// the test panics). Needs root.
+pub struct Sysctl {
+    path: &'static str,
+    old: String,
+}
+
+impl Sysctl {
+    /// Sets `path` to `value`, remembering the old value.
+    pub fn set(path: &'static str, value: &str) -> Sysctl {
+        let old = std::fs::read_to_string(path).unwrap().trim().to_string();
+        std::fs::write(path, value)
+            .unwrap_or_else(|e| panic!("this test needs root to change {path}: {e}"));
+        Sysctl { path, old }
+    }
+}
+
+impl Drop for Sysctl {
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.path, &self.old);
+    }
+}
