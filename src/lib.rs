@@ -93,11 +93,9 @@ pub async fn start(
     let (watch_handle, watch_rx) = if poll {
         watch::disabled()
     } else {
-        watch::start(&root, settings.watch.recursive, WATCH_QUEUE).map_err(|source| {
-            Error::Watch {
-                path: root.clone(),
-                source,
-            }
+        watch::start(&root, WATCH_QUEUE).map_err(|source| Error::Watch {
+            path: root.clone(),
+            source,
         })?
     };
     tracing::info!(dir = %root.display(), recursive = settings.watch.recursive, "watching");

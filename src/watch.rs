@@ -135,11 +135,7 @@ pub fn disabled() -> (WatchHandle, WatchRx) {
 /// # Errors
 /// notify's error when the watch cannot be set up (the directory is missing, or the
 /// watch limit is exhausted before the first watch).
-pub fn start(
-    root: &Path,
-    _recursive: bool,
-    capacity: usize,
-) -> Result<(WatchHandle, WatchRx), notify::Error> {
+pub fn start(root: &Path, capacity: usize) -> Result<(WatchHandle, WatchRx), notify::Error> {
     let (tx, rx) = mpsc::channel(capacity.max(1));
     let dropped = Arc::new(AtomicBool::new(false));
     let flag = dropped.clone();
