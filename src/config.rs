@@ -441,7 +441,8 @@ impl Settings {
     }
 
     /// Creates the watched and state directories if missing and checks they are usable:
-    /// `watch.dir` a directory, `state.dir` a writable directory.
+    /// `watch.dir` a directory, `state.dir` a writable directory (a full or read-only
+    /// disk only warns: opening the index then tells).
     ///
     /// # Errors
     /// [`ConfigError::Invalid`] naming `watch.dir` or `state.dir`.
@@ -452,10 +453,28 @@ impl Settings {
             .state
             .dir
             .join(format!(".filetrigger-write-test-{}", std::process::id()));
-        std::fs::write(&probe, b"ok").map_err(|e| ConfigError::Invalid {
-            key: "state.dir".into(),
-            problem: format!("{} is not writable: {e}", self.state.dir.display()),
-        })?;
+        match std::fs::write(&probe, b"ok") {
+            Ok(()) => {}
+            // A full or read-only disk is not a setting to fix but a state that passes:
+            // the index says whether it can work (it may, on a full disk) and systemd
+            // retries a start that fails (exit 1, not 2).
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::StorageFull
+                        | std::io::ErrorKind::QuotaExceeded
+                        | std::io::ErrorKind::ReadOnlyFilesystem
+                ) =>
+            {
+                tracing::warn!(dir = %self.state.dir.display(), error = %e, "state.dir cannot be written to right now");
+            }
+            Err(e) => {
+                return Err(ConfigError::Invalid {
+                    key: "state.dir".into(),
+                    problem: format!("{} is not writable: {e}", self.state.dir.display()),
+                })
+            }
+        }
         let _ = std::fs::remove_file(&probe);
         Ok(())
     }

@@ -261,6 +261,15 @@ pub async fn run(
         if dropped.swap(false, Ordering::AcqRel) {
             st.request_full("the watcher's channel was full and events were dropped");
         }
+        if st
+            .d
+            .reader
+            .stats()
+            .needs_rescan
+            .swap(false, Ordering::AcqRel)
+        {
+            st.request_full("the index takes writes again");
+        }
         st.d.health.set_pending(st.settler.len() + st.bulk.len());
     }
     st.scans.shutdown().await;

@@ -92,6 +92,9 @@ pub enum IndexError {
         #[source]
         source: redb::Error,
     },
+    /// The store failed a write (a full or read-only `state.dir`) and is being reopened.
+    #[error("the index is unavailable after a write failure (is state.dir full or read-only?)")]
+    Unavailable,
     /// The index writer has stopped (shutdown or a fatal store error).
     #[error("the index writer has stopped")]
     WriterGone,

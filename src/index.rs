@@ -16,12 +16,14 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use redb::{
     Database, ReadOnlyTable, ReadableDatabase, ReadableTable, ReadableTableMetadata,
     TableDefinition,
 };
+use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::IndexError;
@@ -44,6 +46,11 @@ const CACHE_BYTES: usize = 16 * 1024 * 1024;
 
 /// How many queued operations the writer commits in one transaction at most.
 const MAX_BATCH: usize = 4096;
+
+/// After a failed commit, the first retry comes after this; each failed retry doubles the
+/// wait, up to [`RETRY_MAX`].
+const RETRY_FIRST: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(30);
 
 /// One version of one file: what the index records and a poll re-checks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,21 +99,82 @@ pub struct IndexStats {
     pub files: AtomicU64,
     /// Greatest stamp committed so far (an upper bound on every key in `offers`).
     pub last_stamp: AtomicI64,
-    /// Whether the last commit failed.
+    /// Whether the last commit failed (and the writer is waiting for the store to take
+    /// writes again).
     pub failing: AtomicBool,
+    /// Set by the writer when the store takes writes again after a failure: the changes
+    /// dropped meanwhile are found again by a full scan, which discovery then runs.
+    pub needs_rescan: AtomicBool,
+}
+
+/// The open store. After an I/O error (a full or read-only disk) redb fails every later
+/// operation, reads included, until the file is closed and opened again: the writer does
+/// that here, and readers take whichever database is current.
+struct Store {
+    path: PathBuf,
+    slot: RwLock<Option<Arc<Database>>>,
+}
+
+impl Store {
+    /// The current database, or [`IndexError::Unavailable`] while it cannot be opened.
+    fn db(&self) -> Result<Arc<Database>, IndexError> {
+        self.slot
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .ok_or(IndexError::Unavailable)
+    }
+
+    /// Closes the database and opens it again (redb checks and repairs it on open). The
+    /// old one closes once the last read that began on it ends, so a busy moment is
+    /// retried a few times.
+    fn reopen(&self) -> Result<(), IndexError> {
+        *self.slot.write().unwrap_or_else(PoisonError::into_inner) = None;
+        let mut tries = 0;
+        loop {
+            match open_db(&self.path) {
+                Ok(db) => {
+                    *self.slot.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(db));
+                    return Ok(());
+                }
+                Err(IndexError::Locked { .. }) if tries < 20 => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// Opens (or creates) the redb file.
+fn open_db(path: &Path) -> Result<Database, IndexError> {
+    Database::builder()
+        .set_cache_size(CACHE_BYTES)
+        .create(path)
+        .map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => IndexError::Locked {
+                path: path.to_path_buf(),
+            },
+            source => IndexError::Open {
+                path: path.to_path_buf(),
+                source,
+            },
+        })
 }
 
 /// The open index: hands out readers and the writer.
 pub struct Index {
-    db: Arc<Database>,
-    path: PathBuf,
+    store: Arc<Store>,
     clock: Arc<StampClock>,
     stats: Arc<IndexStats>,
 }
 
 impl std::fmt::Debug for Index {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Index").field("path", &self.path).finish()
+        f.debug_struct("Index")
+            .field("path", &self.store.path)
+            .finish()
     }
 }
 
@@ -118,18 +186,7 @@ impl Index {
     /// an incompatible file, [`IndexError::Open`]/[`IndexError::Store`] otherwise.
     pub fn open(state_dir: &Path, wall: Arc<dyn WallClock>) -> Result<Index, IndexError> {
         let path = state_dir.join("index.redb");
-        let db = Database::builder()
-            .set_cache_size(CACHE_BYTES)
-            .create(&path)
-            .map_err(|e| match e {
-                redb::DatabaseError::DatabaseAlreadyOpen => {
-                    IndexError::Locked { path: path.clone() }
-                }
-                source => IndexError::Open {
-                    path: path.clone(),
-                    source,
-                },
-            })?;
+        let db = open_db(&path)?;
         let txn = db
             .begin_write()
             .map_err(|e| IndexError::store("open")(e.into()))?;
@@ -184,8 +241,10 @@ impl Index {
         stats.files.store(files, Ordering::Relaxed);
         stats.last_stamp.store(floor.max(last), Ordering::Release);
         Ok(Index {
-            db: Arc::new(db),
-            path,
+            store: Arc::new(Store {
+                path,
+                slot: RwLock::new(Some(Arc::new(db))),
+            }),
             clock,
             stats,
         })
@@ -193,7 +252,7 @@ impl Index {
 
     /// The index file's path.
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.store.path
     }
 
     /// The stamp clock, restored from the index.
@@ -209,7 +268,7 @@ impl Index {
     /// A read handle for polls and scans.
     pub fn reader(&self) -> IndexReader {
         IndexReader {
-            db: self.db.clone(),
+            store: self.store.clone(),
             stats: self.stats.clone(),
         }
     }
@@ -225,9 +284,10 @@ impl Index {
     ) -> std::io::Result<(WriterHandle, std::thread::JoinHandle<()>)> {
         let (tx, rx) = mpsc::channel(queue.max(1));
         let writer = Writer {
-            db: self.db.clone(),
+            store: self.store.clone(),
             clock: self.clock.clone(),
             stats: self.stats.clone(),
+            retry: RETRY_FIRST,
         };
         let join = std::thread::Builder::new()
             .name("index-writer".into())
@@ -268,13 +328,21 @@ impl WriterHandle {
 }
 
 struct Writer {
-    db: Arc<Database>,
+    store: Arc<Store>,
     clock: Arc<StampClock>,
     stats: Arc<IndexStats>,
+    /// How long to wait before the next retry after a failure.
+    retry: Duration,
+}
+
+/// Whether the writer goes on after [`Writer::recover`].
+enum Flow {
+    Go,
+    Stop,
 }
 
 impl Writer {
-    fn run(self, mut rx: mpsc::Receiver<WriteOp>) {
+    fn run(mut self, mut rx: mpsc::Receiver<WriteOp>) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         let mut stop = false;
         while let Some(first) = rx.blocking_recv() {
@@ -302,37 +370,110 @@ impl Writer {
             let result = self.commit(&ops, reserve);
             match &result {
                 Ok(added) => {
-                    self.stats.failing.store(false, Ordering::Relaxed);
                     if *added > 0 {
                         tracing::debug!(added, "indexed");
                     }
                     if reserve > Stamp::MIN {
                         self.clock.reserve(reserve);
                     }
+                    if !ops.is_empty() {
+                        self.retry = RETRY_FIRST;
+                    }
                 }
                 Err(e) => {
-                    // What was lost here is not in `files`, so the next rescan finds it again.
                     self.stats.failing.store(true, Ordering::Relaxed);
-                    tracing::error!(error = %e, ops = ops.len(), "index commit failed; the next rescan retries");
+                    tracing::error!(
+                        error = %e,
+                        dir = %self.store.path.parent().unwrap_or(Path::new("")).display(),
+                        ops = ops.len(),
+                        "index commit failed (is state.dir full or read-only?); retrying, and rescanning once it works"
+                    );
                 }
             }
             for reply in replies {
                 let _ = reply.send(match &result {
                     Ok(_) => Ok(()),
-                    Err(_) => Err(IndexError::WriterGone),
+                    Err(_) => Err(IndexError::Unavailable),
                 });
             }
             if stop {
                 break;
             }
+            if result.is_err() {
+                if let Flow::Stop = self.recover(&mut rx) {
+                    break;
+                }
+            }
         }
         tracing::debug!("index writer stopped");
+    }
+
+    /// After a failed commit: reopens the store at once, so that polls are answered from
+    /// what is durable, then tries a write every `retry` (doubling up to [`RETRY_MAX`]).
+    /// Changes queued meanwhile are dropped, not kept in memory: none of them is in the
+    /// index, so the full scan requested on recovery finds them all again. Cursor
+    /// reservations are refused (the poll answers 503). Returns on recovery or `Stop`.
+    fn recover(&mut self, rx: &mut mpsc::Receiver<WriteOp>) -> Flow {
+        if let Err(e) = self.store.reopen() {
+            tracing::warn!(error = %e, "cannot reopen the index; polls answer 503 until it opens");
+        }
+        let mut dropped = 0u64;
+        let mut next = Instant::now() + self.retry;
+        loop {
+            loop {
+                match rx.try_recv() {
+                    Ok(WriteOp::Stop) | Err(TryRecvError::Disconnected) => return Flow::Stop,
+                    Ok(WriteOp::Reserve(_, reply)) => {
+                        let _ = reply.send(Err(IndexError::Unavailable));
+                    }
+                    Ok(_) => dropped += 1,
+                    Err(TryRecvError::Empty) => break,
+                }
+            }
+            if Instant::now() >= next {
+                match self.probe() {
+                    Ok(()) => {
+                        self.stats.failing.store(false, Ordering::Relaxed);
+                        self.stats.needs_rescan.store(true, Ordering::Release);
+                        tracing::info!(
+                            dropped,
+                            "the index takes writes again; rescanning for the changes dropped meanwhile"
+                        );
+                        self.retry = (self.retry * 2).min(RETRY_MAX);
+                        return Flow::Go;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, retry_s = self.retry.as_secs(), "the index still cannot be written");
+                        if let Err(e) = self.store.reopen() {
+                            tracing::debug!(error = %e, "cannot reopen the index");
+                        }
+                        self.retry = (self.retry * 2).min(RETRY_MAX);
+                        next = Instant::now() + self.retry;
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Tries one write (the clock's floor), opening the store first if it is closed; on
+    /// success also refreshes the counters from the store.
+    fn probe(&self) -> Result<(), IndexError> {
+        if self.store.db().is_err() {
+            self.store.reopen()?;
+        }
+        self.commit(&[], Stamp::MIN)?;
+        Ok(())
     }
 
     /// Applies one batch in one transaction. Returns how many versions got a stamp.
     fn commit(&self, ops: &[WriteOp], reserve: Stamp) -> Result<usize, IndexError> {
         let s = |op| move |e: redb::Error| IndexError::Store { op, source: e };
-        let txn = self.db.begin_write().map_err(|e| s("begin")(e.into()))?;
+        let txn = self
+            .store
+            .db()?
+            .begin_write()
+            .map_err(|e| s("begin")(e.into()))?;
         let mut added = 0;
         let (files_len, last) = {
             let mut offers = txn.open_table(OFFERS).map_err(|e| s("offers")(e.into()))?;
@@ -435,7 +576,7 @@ impl Writer {
 /// Read access for polls and scans. Cheap to clone.
 #[derive(Clone)]
 pub struct IndexReader {
-    db: Arc<Database>,
+    store: Arc<Store>,
     stats: Arc<IndexStats>,
 }
 
@@ -470,7 +611,8 @@ impl IndexReader {
     pub fn snapshot(&self) -> Result<Snapshot, IndexError> {
         let s = |op| move |e: redb::Error| IndexError::Store { op, source: e };
         let txn = self
-            .db
+            .store
+            .db()?
             .begin_read()
             .map_err(|e| s("begin read")(e.into()))?;
         Ok(Snapshot {
