@@ -171,6 +171,41 @@ fn the_watched_directory_deleted_or_unreadable_is_survived_and_resumed() {
 }
 
 #[test]
+fn the_watched_directory_deleted_and_re_created_is_watched_again_from_scratch() {
+    let site = Site::new();
+    // No periodic rescan within the test: what arrives later comes through the watch.
+    let d = site.daemon(SETTLE, &[("FILETRIGGER__WATCH__RESCAN_INTERVAL_S", "3600")]);
+    let mut p = Poller::start(&d.trigger_url());
+    site.put("old/one.txt", b"1");
+    site.put("two.txt", b"2");
+    p.drain(2, WAIT);
+
+    // Deleted with everything in it: unhealthy, still serving.
+    std::fs::remove_dir_all(&site.inbox).unwrap();
+    wait_for("503", WAIT, || {
+        d.health()["status"] == "watched_dir_unavailable"
+    });
+    assert_eq!(p.poll().status, 202, "polls are still answered");
+
+    // Re-created (a new inode: the old watch is useless) with new files, one of them under
+    // a name used before: each offered once, as new versions.
+    std::fs::create_dir(&site.inbox).unwrap();
+    wait_for("healthy", WAIT, || d.health()["status"] == "ok");
+    site.put("two.txt", b"two, again");
+    site.put("new/three.txt", b"3");
+    p.drain(4, WAIT);
+    assert_eq!(p.paths()[2..].len(), 2);
+    let mut later: Vec<String> = p.paths()[2..].to_vec();
+    later.sort();
+    assert_eq!(later, vec!["new/three.txt", "two.txt"]);
+    // Seen through the new directory's watch, and the deleted files' entries gone.
+    site.put("four.txt", b"4");
+    p.drain(5, WAIT);
+    assert_eq!(p.paths().last().unwrap(), "four.txt");
+    p.expect_nothing_more(Duration::from_millis(1500));
+}
+
+#[test]
 fn retention_drops_old_entries_without_offering_their_files_again() {
     let site = Site::new();
     let d = site.daemon(
