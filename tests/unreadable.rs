@@ -131,6 +131,15 @@ fn unreadable_entries_are_skipped_with_one_warning_each_and_offered_once_readabl
     }
     write(inbox, "m-secret.txt", b"secret");
     write(inbox, "open/n-secret.txt", b"secret too");
+    // Readable, though not by everyone: through the group (the kernel is asked), and as
+    // the owner (the mode bits say so).
+    write(inbox, "group-only.txt", b"group");
+    std::os::unix::fs::chown(inbox.join("group-only.txt"), Some(0), Some(NOBODY)).unwrap();
+    chmod(&inbox.join("group-only.txt"), 0o640);
+    write(inbox, "owner-only.txt", b"owner");
+    chown(&inbox.join("owner-only.txt"), NOBODY);
+    chmod(&inbox.join("owner-only.txt"), 0o400);
+    readable.extend(strings(&["group-only.txt", "owner-only.txt"]));
     let locked = [
         (inbox.join("locked"), 0o000),
         (inbox.join("noexec"), 0o644),
