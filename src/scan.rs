@@ -4,13 +4,21 @@
 //! turning each regular file into a [`FileVersion`], and telling which versions the index
 //! does not know yet. Blocking code: run it on a blocking thread; it checks the cancel
 //! token between entries.
+//! Also owns: telling the log about entries the service user cannot read (a directory it
+//! cannot list, a file it cannot open), one warning per path however many scans meet it,
+//! and one line when it can be read again. Such a file is not a candidate: it is looked
+//! at again by later scans and offered once it can be read.
 //! Does not own: deciding completeness (`settle`) or writing the index.
 
+use std::collections::HashSet;
 use std::fs::Metadata;
+use std::io;
 use std::ops::ControlFlow;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{LazyLock, Mutex, PoisonError};
 
 use tokio_util::sync::CancellationToken;
 
@@ -22,6 +30,90 @@ use crate::stamp::Stamp;
 /// How often a long scan logs its progress.
 const PROGRESS_EVERY: u64 = 100_000;
 
+/// Unreadable paths remembered at most. When full, the set is emptied: paths deleted
+/// while unreadable are never seen again to be forgotten, and a stale set would silence
+/// new ones. A path still unreadable then gets one more warning.
+const WARNED_MAX: usize = 4096;
+
+/// The absolute paths already warned about as unreadable.
+static WARNED: LazyLock<Mutex<HashSet<PathBuf>>> = LazyLock::new(Default::default);
+/// `WARNED.len()`, read without the lock on the hot path.
+static WARNED_LEN: AtomicUsize = AtomicUsize::new(0);
+
+/// An entry this process cannot read: a warning the first time for `path`, debug on later
+/// scans. Returns whether it warned.
+fn unreadable(path: &Path, error: &io::Error) -> bool {
+    let mut warned = WARNED.lock().unwrap_or_else(PoisonError::into_inner);
+    if warned.contains(path) {
+        tracing::debug!(path = %path.display(), error = %error, "still cannot be read; skipped");
+        return false;
+    }
+    if warned.len() >= WARNED_MAX {
+        warned.clear();
+    }
+    warned.insert(path.to_path_buf());
+    WARNED_LEN.store(warned.len(), Ordering::Relaxed);
+    tracing::warn!(path = %path.display(), error = %error, "skipped an entry the scan could not read; later scans retry it");
+    true
+}
+
+/// An entry that could be read: if it was warned about, it is readable again (logged).
+/// Returns whether it was.
+fn readable(path: &Path) -> bool {
+    if WARNED_LEN.load(Ordering::Relaxed) == 0 {
+        return false;
+    }
+    let mut warned = WARNED.lock().unwrap_or_else(PoisonError::into_inner);
+    let was = warned.remove(path);
+    if was {
+        WARNED_LEN.store(warned.len(), Ordering::Relaxed);
+        tracing::info!(path = %path.display(), "readable again");
+    }
+    was
+}
+
+/// Whether the mode bits alone grant this process read access: to everyone, or to the
+/// owner who is us. When they do not, the kernel is asked ([`access`]).
+fn mode_grants_read(meta: &Metadata) -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    meta.mode() & 0o004 != 0
+        || (meta.mode() & 0o400 != 0 && meta.uid() == unsafe { libc::geteuid() })
+}
+
+/// Whether this process may read the file at `path`, as the kernel decides it (groups,
+/// ACLs, capabilities) for the effective user.
+fn access(path: &Path) -> io::Result<()> {
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    // SAFETY: `c` is a valid NUL-terminated string that outlives the call.
+    let rc = unsafe { libc::faccessat(libc::AT_FDCWD, c.as_ptr(), libc::R_OK, libc::AT_EACCESS) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Whether the file at `root/rel` may be read; an unreadable one is reported (once).
+fn check_readable(root: &Path, rel: &Path, meta: &Metadata) -> bool {
+    let path = root.join(rel);
+    let ok = if mode_grants_read(meta) {
+        Ok(())
+    } else {
+        access(&path)
+    };
+    match ok {
+        Ok(()) => {
+            readable(&path);
+            true
+        }
+        Err(e) => {
+            unreadable(&path, &e);
+            false
+        }
+    }
+}
+
 /// What a scan found.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ScanReport {
@@ -29,7 +121,7 @@ pub struct ScanReport {
     pub files: u64,
     /// Of those, versions the index does not know.
     pub candidates: u64,
-    /// Entries that could not be read (logged one by one).
+    /// Entries that could not be read (a warning once per path, see [`unreadable`]).
     pub errors: u64,
     /// Whether the scan stopped early (cancelled, or the receiver went away).
     pub stopped: bool,
@@ -49,14 +141,14 @@ pub fn version_of(rel: &Path, meta: &Metadata) -> FileVersion {
     }
 }
 
-/// Looks at one path now: `Some` if it is a regular file that the filter offers.
-/// Does not follow a symbolic link.
+/// Looks at one path now: `Some` if it is a regular file that the filter offers and that
+/// this process may read. Does not follow a symbolic link.
 pub fn stat_file(root: &Path, rel: &Path, filter: &Filter) -> Option<FileVersion> {
     if !filter.offers_file(rel) {
         return None;
     }
     let meta = std::fs::symlink_metadata(root.join(rel)).ok()?;
-    meta.file_type().is_file().then(|| version_of(rel, &meta))
+    (meta.file_type().is_file() && check_readable(root, rel, &meta)).then(|| version_of(rel, &meta))
 }
 
 /// Walks `root/sub` (`sub` relative, empty for the whole tree) and calls `emit` with each
@@ -96,9 +188,13 @@ pub fn scan(
             return report;
         }
         Ok(_) => return report,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            tracing::debug!(path = %start.display(), "gone before its scan");
+            return report;
+        }
         Err(e) => {
             report.errors += 1;
-            tracing::warn!(path = %start.display(), error = %e, "skipped an entry the scan could not read");
+            unreadable(&start, &e);
             return report;
         }
     }
@@ -122,6 +218,7 @@ pub fn scan(
         }
         let mut subdirs: Vec<PathBuf> = Vec::new();
         let mut found: Vec<FileVersion> = Vec::new();
+        let mut doubtful: HashSet<Vec<u8>> = HashSet::new();
         while outstanding > 0 {
             let Ok(dir) = read_rx.recv() else {
                 break;
@@ -139,6 +236,7 @@ pub fn scan(
                 &mut report,
                 &mut subdirs,
                 &mut found,
+                &mut doubtful,
             );
             for d in subdirs.drain(..) {
                 if to_watch.send(d).is_ok() {
@@ -150,6 +248,23 @@ pub fn scan(
             }
             if let Err(e) = known.retain_unknown(dir.as_os_str().as_bytes(), &mut found) {
                 tracing::warn!(error = %e, "index read failed during scan; treating the files as new");
+            }
+            // Only new versions are checked for permission (a known one was readable when
+            // it was indexed; the poll copes if it no longer is).
+            if !doubtful.is_empty() || WARNED_LEN.load(Ordering::Relaxed) > 0 {
+                found.retain(|v| {
+                    let path = root.join(std::ffi::OsStr::from_bytes(&v.rel));
+                    if doubtful.contains(&v.rel) {
+                        if let Err(e) = access(&path) {
+                            report.errors += 1;
+                            unreadable(&path, &e);
+                            return false;
+                        }
+                    }
+                    readable(&path);
+                    true
+                });
+                doubtful.clear();
             }
             for v in found.drain(..) {
                 report.candidates += 1;
@@ -164,7 +279,10 @@ pub fn scan(
 }
 
 /// Reads directory `dir` (relative): its offered regular files into `found`, and, when
-/// `recursive`, its subdirectories that the filter does not prune into `subdirs`.
+/// `recursive`, its subdirectories that the filter does not prune into `subdirs`. Files
+/// whose mode bits do not show that this process may read them also go to `doubtful`,
+/// to be asked about if their version is new.
+#[allow(clippy::too_many_arguments)]
 fn read_one(
     root: &Path,
     dir: &Path,
@@ -173,28 +291,41 @@ fn read_one(
     report: &mut ScanReport,
     subdirs: &mut Vec<PathBuf>,
     found: &mut Vec<FileVersion>,
+    doubtful: &mut HashSet<Vec<u8>>,
 ) {
     let abs = root.join(dir);
     let entries = match std::fs::read_dir(&abs) {
         Ok(rd) => rd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            tracing::debug!(path = %abs.display(), "gone before it was read");
+            return;
+        }
         Err(e) => {
             report.errors += 1;
-            tracing::warn!(path = %abs.display(), error = %e, "skipped an entry the scan could not read");
+            unreadable(&abs, &e);
             return;
         }
     };
+    let (subdirs_before, found_before) = (subdirs.len(), found.len());
+    // Set when the directory can be listed but not searched (read without execute
+    // permission): none of its entries can be stat'ed, so it counts as unreadable.
+    let mut denied = None;
     for entry in entries {
         let entry = match entry {
             Ok(e) => e,
             Err(e) => {
-                report.errors += 1;
-                tracing::warn!(path = %abs.display(), error = %e, "skipped an entry the scan could not read");
-                continue;
+                denied = Some(e);
+                break;
             }
         };
         // From the directory entry (d_type): no stat for directories and links.
-        let Ok(kind) = entry.file_type() else {
-            continue;
+        let kind = match entry.file_type() {
+            Ok(k) => k,
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                denied = Some(e);
+                break;
+            }
+            Err(_) => continue,
         };
         let rel = dir.join(entry.file_name());
         if kind.is_dir() {
@@ -209,6 +340,10 @@ fn read_one(
         // `fstatat` relative to the open directory, without following a link.
         let meta = match entry.metadata() {
             Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                denied = Some(e);
+                break;
+            }
             Err(e) => {
                 // Usually deleted between readdir and stat.
                 tracing::debug!(path = %entry.path().display(), error = %e, "skipped");
@@ -222,7 +357,22 @@ fn read_one(
         if report.files.is_multiple_of(PROGRESS_EVERY) {
             tracing::info!(dir = %root.display(), files = report.files, "scanning");
         }
+        if !mode_grants_read(&meta) {
+            doubtful.insert(rel.as_os_str().as_bytes().to_vec());
+        }
         found.push(version_of(&rel, &meta));
+    }
+    match denied {
+        Some(e) => {
+            report.errors += 1;
+            unreadable(&abs, &e);
+            subdirs.truncate(subdirs_before);
+            found.truncate(found_before);
+            doubtful.clear();
+        }
+        None => {
+            readable(&abs);
+        }
     }
 }
 
@@ -271,6 +421,34 @@ mod tests {
             &[".*".to_string(), "*.tmp".to_string()],
         )
         .unwrap()
+    }
+
+    #[test]
+    fn an_unreadable_path_is_warned_once_until_it_is_readable_again_and_the_set_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("locked");
+        let other = dir.path().join("other");
+        let e = io::Error::from(io::ErrorKind::PermissionDenied);
+        assert!(!readable(&p), "never warned, so not readable *again*");
+        assert!(unreadable(&p, &e));
+        assert!(!unreadable(&p, &e), "second scan: no second warning");
+        assert!(unreadable(&other, &e), "another path has its own warning");
+        assert!(readable(&p));
+        assert!(!readable(&p));
+        assert!(
+            unreadable(&p, &e),
+            "unreadable again after it was readable: warned"
+        );
+        assert!(readable(&p) && readable(&other));
+
+        // Bounded (in the same test: the set is process-wide).
+        for i in 0..WARNED_MAX + 10 {
+            unreadable(&dir.path().join(i.to_string()), &e);
+        }
+        assert!(WARNED_LEN.load(Ordering::Relaxed) <= WARNED_MAX);
+        for i in 0..WARNED_MAX + 10 {
+            readable(&dir.path().join(i.to_string()));
+        }
     }
 
     #[tokio::test]

@@ -130,17 +130,37 @@ impl Daemon {
 
     /// Starts the binary and returns once it logged its address (not yet healthy).
     pub fn spawn(cwd: &Path, env: &[(String, String)]) -> Daemon {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_filetrigger"))
-            .current_dir(cwd)
+        Daemon::spawn_with(cwd, env, |_| {})
+    }
+
+    /// [`Daemon::start`] as another user (needs root): the process runs with `uid` and
+    /// `gid` (std drops the supplementary groups when root sets a uid).
+    pub fn start_as(cwd: &Path, env: &[(String, String)], uid: u32, gid: u32) -> Daemon {
+        use std::os::unix::process::CommandExt;
+        let d = Daemon::spawn_with(cwd, env, |cmd| {
+            cmd.uid(uid).gid(gid);
+        });
+        d.wait_healthy();
+        d
+    }
+
+    /// [`Daemon::spawn`], with `adjust` applied to the command before it runs.
+    pub fn spawn_with(
+        cwd: &Path,
+        env: &[(String, String)],
+        adjust: impl FnOnce(&mut Command),
+    ) -> Daemon {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_filetrigger"));
+        cmd.current_dir(cwd)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("RUST_LOG", "info")
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+            .stderr(Stdio::piped());
+        adjust(&mut cmd);
+        let mut child = cmd.spawn().unwrap();
         let log = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = std::sync::mpsc::channel();
         let stderr = child.stderr.take().unwrap();
