@@ -681,6 +681,57 @@ impl http_body::Body for ChannelBody {
     }
 }
 
+/// Entry points for the fuzz targets in `tests/fuzz` (see README "Fuzzing"); not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::*;
+
+    /// The private `parse_query`: the pairs kept for `Location` and the cursor, or the
+    /// status of the refusal.
+    pub fn parse_query(raw: &str) -> Result<(Vec<&str>, Option<Stamp>), StatusCode> {
+        super::parse_query(raw)
+            .map(|q| (q.pairs, q.cursor))
+            .map_err(|e| e.status().0)
+    }
+
+    /// What a `GET /trigger` decides from the request alone, as `try_poll` does it before
+    /// the index is asked.
+    #[derive(Debug)]
+    pub struct Decision {
+        /// The cursor the client sent.
+        pub cursor: Option<Stamp>,
+        /// `Location` moving the cursor to the `next` stamp given (a first-call cursor,
+        /// or a found file's stamp), or the status when it cannot be built.
+        pub moved: Result<HeaderValue, StatusCode>,
+        /// `Location` keeping the cursor as sent ("nothing new"), or the status.
+        pub unchanged: Result<HeaderValue, StatusCode>,
+    }
+
+    /// The query, the base URL and both `Location`s of a poll; `Err` is the status the
+    /// request would get before the index is asked.
+    pub fn decide<B>(
+        state: &AppState,
+        peer: SocketAddr,
+        secure: bool,
+        req: &Request<B>,
+        next: Stamp,
+    ) -> Result<Decision, StatusCode> {
+        let status = |e: RequestError| e.status().0;
+        let query = super::parse_query(req.uri().query().unwrap_or("")).map_err(status)?;
+        let base = base_url(state, peer, secure, req).map_err(status)?;
+        let unchanged = format!(
+            "{base}{}?{}",
+            req.uri().path(),
+            req.uri().query().unwrap_or("")
+        );
+        Ok(Decision {
+            cursor: query.cursor,
+            moved: location(&base, req, &query.pairs, next).map_err(status),
+            unchanged: header_url(unchanged).map_err(status),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
