@@ -25,7 +25,7 @@ use hyper::server::conn::http1;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use percent_encoding::percent_decode_str;
+use percent_encoding::{percent_decode_str, utf8_percent_encode, CONTROLS};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -525,8 +525,11 @@ fn location<B>(
     header_url(url)
 }
 
-/// A URL as a `Location` value, within the length limit.
+/// A URL as a `Location` value, within the length limit. Bytes outside ASCII (hyper lets
+/// UTF-8 through in a query) are percent-encoded, as an IRI maps to a URI: a raw one
+/// would make `Location` an invalid URI that clients decode as Latin-1.
 fn header_url(url: String) -> Result<HeaderValue, RequestError> {
+    let url: std::borrow::Cow<'_, str> = utf8_percent_encode(&url, CONTROLS).into();
     if url.len() > MAX_LOCATION {
         return Err(RequestError::LocationTooLong);
     }
@@ -798,6 +801,21 @@ mod tests {
             q.cursor.unwrap().to_string(),
             "2026-11-24T23:00:00.000000000Z"
         );
+    }
+
+    #[test]
+    fn location_percent_encodes_a_raw_utf8_query() {
+        // Found by fuzzing (tests/fuzz, target `request`): hyper passes `?folder=ü` as raw
+        // UTF-8, and `Location` echoed it raw, which is not a valid URI.
+        let loc = header_url("http://h:1/trigger?f%C3%BC=\u{fc}&triggerState=x".into()).unwrap();
+        assert_eq!(
+            loc.to_str().unwrap(),
+            "http://h:1/trigger?f%C3%BC=%C3%BC&triggerState=x"
+        );
+        let q = parse_query("f%C3%BC=\u{fc}").unwrap();
+        let followed = parse_query("f%C3%BC=%C3%BC").unwrap();
+        let decoded = |q: &Query<'_>| percent_decode_str(q.pairs[0]).collect::<Vec<u8>>();
+        assert_eq!(decoded(&q), decoded(&followed));
     }
 
     #[test]
