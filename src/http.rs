@@ -460,6 +460,16 @@ fn forwarded<'a, B>(req: &'a Request<B>, name: &str) -> Option<&'a str> {
     (!first.is_empty()).then_some(first)
 }
 
+/// Whether every `%` in `s` starts an escape of two hex digits.
+fn escapes_well_formed(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.iter().enumerate().all(|(i, &c)| {
+        c != b'%'
+            || (b.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+    })
+}
+
 /// The absolute base URL the client sees (scheme, host, port, optional prefix):
 /// `server.public_url`; else `X-Forwarded-*` from a trusted proxy; else `Host`.
 fn base_url<B>(
@@ -494,7 +504,8 @@ fn base_url<B>(
         if let Some(p) = forwarded(req, "x-forwarded-prefix") {
             let safe = p.starts_with('/')
                 && p.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-._~/%".contains(&b));
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._~/%".contains(&b))
+                && escapes_well_formed(p);
             if safe {
                 prefix = p.trim_end_matches('/').to_string();
             }
@@ -801,6 +812,15 @@ mod tests {
             q.cursor.unwrap().to_string(),
             "2026-11-24T23:00:00.000000000Z"
         );
+    }
+
+    #[test]
+    fn a_forwarded_prefix_needs_well_formed_escapes() {
+        assert!(escapes_well_formed("/api/%C3%BC/x"));
+        assert!(escapes_well_formed("/plain"));
+        for bad in ["/%zz", "/a%", "/a%4", "/%4g/"] {
+            assert!(!escapes_well_formed(bad), "{bad}");
+        }
     }
 
     #[test]
