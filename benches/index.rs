@@ -21,6 +21,10 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use filetrigger::index::{FileVersion, Index, WriteOp, WriterHandle};
 use filetrigger::stamp::{Stamp, SystemClock};
 
+#[path = "support/rng.rs"]
+mod rng;
+use rng::Rng;
+
 const SIZES: [u64; 3] = [1_000, 100_000, 1_000_000];
 const BATCH: u64 = 1_000;
 
@@ -98,16 +102,6 @@ impl Fixture {
             .last_stamp
             .load(std::sync::atomic::Ordering::Acquire);
         (first, last)
-    }
-}
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
 }
 

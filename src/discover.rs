@@ -141,6 +141,16 @@ struct Bulk {
 }
 
 impl Bulk {
+    /// Empty, with a hash key of its own.
+    fn new() -> Bulk {
+        Bulk {
+            hasher: std::hash::RandomState::new(),
+            collecting: Vec::new(),
+            sealed: None,
+            confirm_at: None,
+        }
+    }
+
     fn hash(&self, v: &FileVersion) -> u64 {
         use std::hash::BuildHasher;
         self.hasher
@@ -209,12 +219,7 @@ pub async fn run(
         degraded: false,
         token: token.clone(),
         watches,
-        bulk: Bulk {
-            hasher: std::hash::RandomState::new(),
-            collecting: Vec::new(),
-            sealed: None,
-            confirm_at: None,
-        },
+        bulk: Bulk::new(),
     };
     st.d.health
         .set_watcher(if st.d.poll { "poll" } else { "inotify" });
@@ -737,20 +742,11 @@ mod tests {
         }
     }
 
-    fn bulk() -> Bulk {
-        Bulk {
-            hasher: std::hash::RandomState::new(),
-            collecting: Vec::new(),
-            sealed: None,
-            confirm_at: None,
-        }
-    }
-
     #[test]
     fn bulk_confirms_only_the_same_version_seen_by_a_scan_started_a_settle_time_later() {
         let settle = Duration::from_millis(2000);
         let t0 = Instant::now();
-        let mut b = bulk();
+        let mut b = Bulk::new();
         b.seal(t0, settle);
         assert!(b.sealed.is_none(), "nothing collected, nothing sealed");
         let h = b.hash(&v("a", 1));

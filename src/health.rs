@@ -3,7 +3,7 @@
 //! Owns: the readiness flag and the few facts the status shows.
 //! Does not own: deciding readiness (`discover` sets it) or the answer's shape (`http`).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use crate::stamp::Stamp;
@@ -15,7 +15,7 @@ pub struct Health {
     watcher: Mutex<&'static str>,
     last_rescan: Mutex<Option<Stamp>>,
     pending: AtomicU64,
-    root_ok: std::sync::atomic::AtomicBool,
+    root_ok: AtomicBool,
 }
 
 impl Default for Health {
@@ -25,7 +25,7 @@ impl Default for Health {
             watcher: Mutex::default(),
             last_rescan: Mutex::default(),
             pending: AtomicU64::default(),
-            root_ok: std::sync::atomic::AtomicBool::new(true),
+            root_ok: AtomicBool::new(true),
         }
     }
 }
@@ -47,7 +47,7 @@ impl Health {
         let _ = rx.wait_for(|r| *r).await;
     }
 
-    /// The watcher's mode: `"starting"`, `"inotify"`, `"degraded"`.
+    /// The watcher's mode: `"starting"`, `"inotify"`, `"poll"` (`watch.mode`), `"degraded"`.
     pub fn watcher(&self) -> &'static str {
         let w = *self.watcher.lock().unwrap_or_else(PoisonError::into_inner);
         if w.is_empty() {

@@ -31,6 +31,7 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{Auth, Verdict};
+pub use crate::swap::Swap;
 
 use crate::health::Health;
 use crate::index::{IndexReader, WriterHandle};
@@ -76,33 +77,6 @@ pub struct AppState {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// The loaded `[auth]` methods (`None`: no authentication); replaced on SIGHUP.
     pub auth: Swap<Option<Auth>>,
-}
-
-/// A value that can be replaced while readers keep the one they took (SIGHUP reloads).
-#[derive(Debug)]
-pub struct Swap<T>(std::sync::RwLock<Arc<T>>);
-
-impl<T> Swap<T> {
-    /// Holds `value`.
-    pub fn new(value: T) -> Swap<T> {
-        Swap(std::sync::RwLock::new(Arc::new(value)))
-    }
-
-    /// The current value.
-    pub fn get(&self) -> Arc<T> {
-        self.0
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-    }
-
-    /// Replaces the value for later readers.
-    pub fn set(&self, value: T) {
-        *self
-            .0
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(value);
-    }
 }
 
 /// Connection limits (`[server]`).

@@ -16,7 +16,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use redb::{
@@ -28,6 +28,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::error::IndexError;
 use crate::stamp::{Stamp, StampClock, WallClock};
+use crate::swap::Swap;
 
 /// The schema this build reads and writes.
 pub const SCHEMA_VERSION: i64 = 1;
@@ -112,15 +113,16 @@ pub struct IndexStats {
 /// that here, and readers take whichever database is current.
 struct Store {
     path: PathBuf,
-    slot: RwLock<Option<Arc<Database>>>,
+    /// `None` while it cannot be opened.
+    slot: Swap<Option<Arc<Database>>>,
 }
 
 impl Store {
     /// The current database, or [`IndexError::Unavailable`] while it cannot be opened.
     fn db(&self) -> Result<Arc<Database>, IndexError> {
         self.slot
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
+            .get()
+            .as_ref()
             .clone()
             .ok_or(IndexError::Unavailable)
     }
@@ -129,12 +131,12 @@ impl Store {
     /// old one closes once the last read that began on it ends, so a busy moment is
     /// retried a few times.
     fn reopen(&self) -> Result<(), IndexError> {
-        *self.slot.write().unwrap_or_else(PoisonError::into_inner) = None;
+        self.slot.set(None);
         let mut tries = 0;
         loop {
             match open_db(&self.path) {
                 Ok(db) => {
-                    *self.slot.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(db));
+                    self.slot.set(Some(Arc::new(db)));
                     return Ok(());
                 }
                 Err(IndexError::Locked { .. }) if tries < 20 => {
@@ -243,7 +245,7 @@ impl Index {
         Ok(Index {
             store: Arc::new(Store {
                 path,
-                slot: RwLock::new(Some(Arc::new(db))),
+                slot: Swap::new(Some(Arc::new(db))),
             }),
             clock,
             stats,
@@ -431,7 +433,12 @@ impl Writer {
                 }
             }
             if Instant::now() >= next {
-                match self.probe() {
+                let probed = self.probe();
+                // Doubled on success too: a disk that takes this one write but fails the
+                // rescan's batch is retried less often each time (a batch that commits
+                // resets it).
+                self.retry = (self.retry * 2).min(RETRY_MAX);
+                match probed {
                     Ok(()) => {
                         self.stats.failing.store(false, Ordering::Relaxed);
                         self.stats.needs_rescan.store(true, Ordering::Release);
@@ -439,7 +446,6 @@ impl Writer {
                             dropped,
                             "the index takes writes again; rescanning for the changes dropped meanwhile"
                         );
-                        self.retry = (self.retry * 2).min(RETRY_MAX);
                         return Flow::Go;
                     }
                     Err(e) => {
@@ -447,7 +453,6 @@ impl Writer {
                         if let Err(e) = self.store.reopen() {
                             tracing::debug!(error = %e, "cannot reopen the index");
                         }
-                        self.retry = (self.retry * 2).min(RETRY_MAX);
                         next = Instant::now() + self.retry;
                     }
                 }

@@ -19,6 +19,7 @@ pub mod sd;
 pub mod settle;
 pub mod shutdown;
 pub mod stamp;
+pub mod swap;
 pub mod tls;
 pub mod watch;
 
