@@ -376,6 +376,25 @@ fn read_one(
     }
 }
 
+/// Whether a full scan that walked `root` and found `found` files may run its deletion
+/// check ([`find_deleted`]) against an index holding `indexed` entries. Not when the
+/// watched directory cannot be read: that is an outage, not the deletion of every file.
+/// Nor when the tree is suddenly empty while the index is not: most likely an unmounted
+/// share showing its empty mount point, and dropping every entry would offer every file
+/// again after the remount (deletions seen as events are still applied). Says why in the
+/// log when not.
+pub fn deletion_check_allowed(root: &Path, found: u64, indexed: u64) -> bool {
+    if let Err(e) = std::fs::read_dir(root) {
+        tracing::warn!(dir = %root.display(), error = %e, "the watched directory cannot be read; deletion check skipped");
+        return false;
+    }
+    if found == 0 && indexed > 0 {
+        tracing::warn!(dir = %root.display(), "the watched directory is empty but the index is not; deletion check skipped");
+        return false;
+    }
+    true
+}
+
 /// Calls `gone` with each indexed path (and its stamp) that no longer holds a regular
 /// file. Files under excluded patterns are left alone.
 ///
@@ -449,6 +468,20 @@ mod tests {
         for i in 0..WARNED_MAX + 10 {
             readable(&dir.path().join(i.to_string()));
         }
+    }
+
+    #[test]
+    fn the_deletion_check_is_skipped_for_a_missing_or_suddenly_empty_tree() {
+        let tree = tempfile::tempdir().unwrap();
+        let root = tree.path();
+        assert!(
+            deletion_check_allowed(root, 0, 0),
+            "empty tree, empty index"
+        );
+        assert!(!deletion_check_allowed(root, 0, 5), "suddenly empty");
+        assert!(deletion_check_allowed(root, 1, 5));
+        let gone = root.join("unmounted");
+        assert!(!deletion_check_allowed(&gone, 1, 5), "cannot be read");
     }
 
     #[tokio::test]
