@@ -1,10 +1,13 @@
 //! When a file is complete: unchanged (size, mtime, inode) for `watch.settle_ms`.
 //!
-//! Owns: the set of pending files, each with the version last seen and the instant it was
-//! first seen in that state, and a queue ordered by when each is next due for a check.
-//! Pure logic with the time passed in, so it is tested without sleeping.
-//! Does not own: stat calls (the caller observes and passes versions in), events, scans or
-//! the index.
+//! Owns: the set of pending files ([`Settler`]), each with the version last seen and the
+//! instant it was first seen in that state, and a queue ordered by when each is next due
+//! for a check; and the same rule for many files at once in constant memory per file
+//! ([`Bulk`]: two scans at least `settle_ms` apart saw the same version). Pure logic with
+//! the time passed in, so it is tested without sleeping.
+//! Does not own: stat calls (`discover` observes and passes versions in, and stats each
+//! due path again before [`Settler::confirm`]), events, scans or the index (`discover`
+//! sends what is complete to the index writer).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -133,6 +136,16 @@ impl Settler {
         out
     }
 
+    /// A due path could not be checked (the check failed): it waits a whole quiet period
+    /// again from `now`, as if just seen.
+    pub fn retry(&mut self, rel: &[u8], now: Instant) {
+        if let Some(p) = self.pending.get_mut(rel) {
+            p.since = now;
+            self.queue
+                .push(Reverse((now + self.settle, p.generation, rel.to_vec())));
+        }
+    }
+
     /// The result of stat'ing a due path: `None` if it is gone or no longer a regular
     /// file. Returns the version when it is complete (unchanged since it was seen);
     /// otherwise the quiet period starts again.
@@ -160,6 +173,99 @@ impl Settler {
                 None
             }
         }
+    }
+}
+
+/// The settle check for many files at once (a start-up scan of a large tree, a big copy
+/// found by a rescan), in constant memory per file.
+///
+/// Past the settler's capacity, a scan candidate is not held by the [`Settler`] but
+/// remembered as a keyed 64-bit hash of its path and version. Once the scans feeding that
+/// set are done, the set is sealed and a full scan is run `settle` later: a file it finds
+/// with a version whose hash is in the sealed set was seen unchanged by two scans at least
+/// `settle` apart, and is complete. Anything else (changed since, new) starts over as a
+/// candidate; a file with an event in between is pending in the settler, which then
+/// decides. Two different versions share a hash with probability 2⁻⁶⁴ per pair (the key
+/// is random per process, so it cannot be aimed at).
+#[derive(Debug)]
+pub struct Bulk {
+    settle: Duration,
+    hasher: std::hash::RandomState,
+    /// Hashes collected since the last seal.
+    collecting: Vec<u64>,
+    /// The sealed set (sorted), and the instant from which a scan may confirm it.
+    sealed: Option<(Vec<u64>, Instant)>,
+}
+
+impl Bulk {
+    /// Empty, with a hash key of its own.
+    pub fn new(settle: Duration) -> Bulk {
+        Bulk {
+            settle,
+            hasher: std::hash::RandomState::new(),
+            collecting: Vec::new(),
+            sealed: None,
+        }
+    }
+
+    fn hash(&self, v: &FileVersion) -> u64 {
+        use std::hash::BuildHasher;
+        self.hasher
+            .hash_one((v.rel.as_slice(), v.size, v.mtime.0, v.ino))
+    }
+
+    /// How many versions it remembers.
+    pub fn len(&self) -> usize {
+        self.collecting.len() + self.sealed.as_ref().map_or(0, |(h, _)| h.len())
+    }
+
+    /// Whether it remembers nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Remembers a candidate seen by a scan, to be confirmed after the next seal.
+    pub fn collect(&mut self, v: &FileVersion) {
+        let h = self.hash(v);
+        self.collecting.push(h);
+    }
+
+    /// Whether a scan that started at `started` saw `v` unchanged since the sealed set.
+    pub fn confirms(&self, started: Instant, v: &FileVersion) -> bool {
+        match &self.sealed {
+            Some((hashes, from)) if started >= *from => hashes.binary_search(&self.hash(v)).is_ok(),
+            _ => false,
+        }
+    }
+
+    /// Seals what was collected, if nothing is sealed yet. Returns when the confirming
+    /// full scan is due (`settle` from now), if it sealed.
+    #[must_use = "the confirming scan must be scheduled"]
+    pub fn seal(&mut self, now: Instant) -> Option<Instant> {
+        if self.sealed.is_some() || self.collecting.is_empty() {
+            return None;
+        }
+        let mut hashes = std::mem::take(&mut self.collecting);
+        hashes.sort_unstable();
+        hashes.dedup();
+        hashes.shrink_to_fit();
+        tracing::info!(
+            files = hashes.len(),
+            "many new files: a second scan confirms them after the settle time"
+        );
+        self.sealed = Some((hashes, now + self.settle));
+        Some(now + self.settle)
+    }
+
+    /// A full walk that started at `started` is done: if it started after the seal, it
+    /// has confirmed what it could and the sealed set is dropped. Then seals what was
+    /// collected ([`Bulk::seal`]).
+    #[must_use = "the confirming scan must be scheduled"]
+    pub fn walked(&mut self, started: Instant, now: Instant) -> Option<Instant> {
+        if matches!(&self.sealed, Some((_, from)) if started >= *from) {
+            self.sealed = None;
+        }
+        self.seal(now)
     }
 }
 
@@ -282,5 +388,45 @@ mod tests {
         }
         assert_eq!(s.due(ms(t0, 2000), 4).len(), 4);
         assert_eq!(s.due(ms(t0, 2000), 100).len(), 6);
+    }
+
+    #[test]
+    fn a_due_path_whose_check_failed_is_due_again_a_quiet_period_later() {
+        let t0 = Instant::now();
+        let mut s = Settler::new(SETTLE);
+        s.observe(v("a", 1), false, t0);
+        assert_eq!(s.due(ms(t0, 2000), 10).len(), 1);
+        s.retry(b"a", ms(t0, 2000));
+        s.retry(b"gone", ms(t0, 2000));
+        assert!(s.due(ms(t0, 3999), 10).is_empty());
+        assert_eq!(s.due(ms(t0, 4000), 10), vec![b"a".to_vec()]);
+    }
+
+    #[test]
+    fn bulk_confirms_only_the_same_version_seen_by_a_scan_started_a_settle_time_later() {
+        let t0 = Instant::now();
+        let mut b = Bulk::new(SETTLE);
+        assert_eq!(b.seal(t0), None, "nothing collected, nothing sealed");
+        b.collect(&v("a", 1));
+        assert_eq!(b.seal(t0), Some(t0 + SETTLE));
+        assert_eq!(b.len(), 1);
+        // A scan that started before the settle time ran out confirms nothing.
+        assert!(!b.confirms(ms(t0, 1999), &v("a", 1)));
+        // One that started after it confirms the same version only.
+        assert!(b.confirms(t0 + SETTLE, &v("a", 1)));
+        assert!(!b.confirms(t0 + SETTLE, &v("a", 2)), "changed size");
+        assert!(!b.confirms(t0 + SETTLE, &v("b", 1)), "another path");
+        // What is collected meanwhile waits for the next seal.
+        b.collect(&v("c", 1));
+        assert_eq!(b.seal(t0 + SETTLE), None, "one sealed set at a time");
+        assert!(!b.confirms(t0 + SETTLE * 3, &v("c", 1)));
+        // A walk that started before the seal's instant keeps the sealed set.
+        assert_eq!(b.walked(ms(t0, 1999), t0 + SETTLE), None);
+        assert!(b.confirms(t0 + SETTLE, &v("a", 1)));
+        // The confirming walk drops it and seals what was collected.
+        let t1 = t0 + SETTLE * 2;
+        assert_eq!(b.walked(t0 + SETTLE, t1), Some(t1 + SETTLE));
+        assert!(!b.confirms(t1 + SETTLE, &v("a", 1)));
+        assert!(b.confirms(t1 + SETTLE, &v("c", 1)));
     }
 }
