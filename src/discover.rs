@@ -1,44 +1,66 @@
-//! Discovery: from watcher events and scans to settled file versions in the index.
+//! Discovery: from watcher changes and scans to complete file versions in the index.
 //!
-//! Owns: the one task that reacts to [`WatchMsg`]s, schedules full and subtree scans
-//! (start-up, watcher overflow, new directories, the periodic safety net) and the
-//! directory watches they add, feeds the [`Settler`] (or, for many new files at once, the
-//! two-scan check of [`Bulk`]), and sends settled versions and removals to the index
-//! writer. It marks the daemon ready once the watcher runs and the start-up scan has
-//! walked the tree.
-//! Does not own: the notify thread (`watch`), walking (`scan`), or the store (`index`).
+//! Owns: the one task that reacts to the watcher's [`Change`]s and to what scans find;
+//! starting the scans its `Schedule` hands out (on blocking threads, `discover/scans.rs`:
+//! each adds the directory watches before it reads); feeding the [`Settler`] (or, for many
+//! new files at once, [`Bulk`]); stat'ing each due file once more and sending complete
+//! versions and removals to the index writer; checking the watched directory every
+//! second; and publishing the status (`health`): ready after the start-up walk, the
+//! watcher's state, the pending count.
+//! Does not own: the notify thread and naming its events (`watch`), when to scan and the
+//! watcher's state (`schedule`), walking and the deletion-check guards (`scan`), when a
+//! file is complete (`settle`), or the store (`index`).
+//!
+//! One file's way from an inotify event to the index:
+//! 1. `watch`: the kernel's event becomes a [`Change`] (`Create`, `Write`, `CloseWrite`,
+//!    ...) on notify's thread and reaches [`run`]'s loop through a bounded channel.
+//! 2. `State::on_changes`: each path is stat'ed on a blocking thread (`look_at`). A
+//!    regular file the filter offers goes to `State::observe`, the one place where what
+//!    an event said (`Said`) reaches [`Settler::observe`]; a new directory gets subtree
+//!    scans (`Schedule::new_dir`); a path gone is removed from the index at once.
+//! 3. When its quiet time has run out ([`Settler::next_due`] wakes the loop),
+//!    `State::on_due` stats it again (`settle_due`): unchanged means complete, and it is
+//!    sent to the index writer as `WriteOp::Upsert`.
+//! 4. `index`: the writer stamps and commits it; a poll (`http`, `offer`) serves it.
+//!
+//! A file that no event told about is found by a scan instead (start-up, overflow,
+//! periodic): `scan::scan` on a scan thread (`discover/scans.rs`) → `Found::Candidates` →
+//! the settler as in step 2, or [`Bulk`].
 
-use std::collections::{HashSet, VecDeque};
+mod scans;
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind, RenameMode};
-use tokio::sync::mpsc;
-use tokio::task::JoinSet;
+use tokio::sync::{mpsc, Notify};
+use tokio::task::{Id, JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::IndexError;
 use crate::filter::Filter;
 use crate::health::Health;
 use crate::index::{FileVersion, IndexReader, WriteOp, WriterHandle};
-use crate::scan::{self, ScanReport};
-use crate::settle::Settler;
+use crate::scan;
+use crate::schedule::{Scan, ScanKind, Schedule};
+use crate::settle::{Bulk, Settler};
 use crate::stamp::Stamp;
-use crate::watch::{AddError, WatchMsg, WatchRx, Watches};
+use crate::watch::{AddError, Change, WatchRx};
 
-/// Candidates are handed from a scan thread in batches of this size.
-const BATCH: usize = 512;
+use self::scans::{Found, ScanJob};
+
 /// Due files are stat'ed in batches of at most this many.
 const DUE_BATCH: usize = 4096;
-/// Subtree scans that may run at once.
-const MAX_SUBTREE_SCANS: usize = 2;
-/// A new directory is scanned again after this delay. Its subtree scan adds the watches
-/// before it reads each directory, so nothing should be missed; the second look is a
-/// cheap safety net for what was written while the first scan was being scheduled.
-const NEW_DIR_FOLLOW_UP: Duration = Duration::from_millis(500);
+/// How often the watched directory itself is checked.
+const ROOT_CHECK: Duration = Duration::from_secs(1);
+/// Scan candidates the settler holds at most; past this, a scan's candidates are only
+/// remembered as a hash each and confirmed by a second scan (see [`Bulk`]).
+const SETTLER_CAP: usize = 4_096;
+/// Why the full scan that confirms [`Bulk`]'s files runs.
+const CONFIRM: &str = "confirming the many new files the last scan found";
 
 /// What discovery needs.
 #[derive(Debug)]
@@ -53,8 +75,8 @@ pub struct Discover {
     pub rescan_every: Duration,
     /// `watch.mode = "poll"`: no watcher; every `rescan_every` a full scan.
     pub poll: bool,
-    /// `watch.poll_interval_s`: how often to scan while the inotify watch limit leaves
-    /// part of the tree unwatched.
+    /// `watch.poll_interval_s`: how often to scan while part of the tree is unwatched
+    /// (the inotify watch limit).
     pub poll_every: Duration,
     /// `watch.include` / `watch.exclude`
     pub filter: Arc<Filter>,
@@ -66,384 +88,149 @@ pub struct Discover {
     pub health: Arc<Health>,
 }
 
-/// How often the watched directory itself is checked.
-const ROOT_CHECK: Duration = Duration::from_secs(1);
-
-/// Scan candidates the settler holds at most; past this, a scan's candidates are only
-/// remembered as a hash each and confirmed by a second scan (see [`Bulk`]).
-const SETTLER_CAP: usize = 4_096;
-
-/// What scan threads send back.
-enum Found {
-    /// New versions, stat'ed by a scan that started at this instant.
-    Candidates(Instant, Vec<FileVersion>),
-    Gone(Vec<(Vec<u8>, Stamp)>),
-    /// A full scan that started at this instant has walked the whole tree (its deletion
-    /// check may still run).
-    Walked(Instant, ScanReport),
-    /// A scan could not add a directory watch because the OS limit is reached.
-    WatchLimit(String),
+/// What an event said about a file, as far as its quiet time goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Said {
+    /// Created or moved into place.
+    Arrived,
+    /// Written to.
+    Written,
+    /// Closed by a writer.
+    Closed,
+    /// Something else (metadata): the quiet time restarts only if the version changed.
+    Touched,
 }
 
 /// The result of looking at one event's path.
 enum Looked {
-    File(FileVersion, bool),
+    File(FileVersion, Said),
     NewDir(Vec<u8>),
     Gone(Vec<u8>),
     Nothing,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ScanKind {
-    Full,
-    Subtree,
-}
-
 struct State {
     d: Discover,
     settler: Settler,
-    scans: JoinSet<ScanKind>,
-    found_tx: mpsc::Sender<Found>,
-    full_running: bool,
-    full_again: Option<&'static str>,
-    subtrees_running: usize,
-    subtree_queue: VecDeque<Vec<u8>>,
-    follow_ups: VecDeque<(Instant, Vec<u8>)>,
-    walked_once: bool,
-    /// The watch limit was hit since the current full scan started.
-    limit_seen: bool,
-    /// Part of the tree is unwatched (watch limit): scanned every `poll_every`.
-    degraded: bool,
-    token: CancellationToken,
-    watches: Watches,
     bulk: Bulk,
+    sched: Schedule,
+    scans: JoinSet<()>,
+    /// The kind of each running scan task, to tell the schedule which one ended (even
+    /// when it panicked).
+    running: HashMap<Id, ScanKind>,
+    /// What every scan thread gets a copy of.
+    job: ScanJob,
 }
 
-/// The settle check for many files at once (a start-up scan of a large tree, a big copy
-/// found by a rescan), in constant memory per file.
-///
-/// Past [`SETTLER_CAP`], a scan candidate is not held by the settler but remembered as a
-/// keyed 64-bit hash of its path and version. Once the scans feeding that set are done,
-/// the set is sealed and a full scan is run `settle` later: a file it finds with a version
-/// whose hash is in the sealed set was seen unchanged by two scans at least `settle`
-/// apart, and is complete. Anything else (changed since, new) starts over as a candidate;
-/// a file with an event in between is pending in the settler, which then decides. Two
-/// different versions share a hash with probability 2⁻⁶⁴ per pair (the key is random per
-/// process, so it cannot be aimed at).
-struct Bulk {
-    hasher: std::hash::RandomState,
-    /// Hashes collected since the last seal.
-    collecting: Vec<u64>,
-    /// The sealed set (sorted), and the instant from which a scan may confirm it.
-    sealed: Option<(Vec<u64>, Instant)>,
-    /// When to start the confirming scan.
-    confirm_at: Option<Instant>,
-}
-
-impl Bulk {
-    /// Empty, with a hash key of its own.
-    fn new() -> Bulk {
-        Bulk {
-            hasher: std::hash::RandomState::new(),
-            collecting: Vec::new(),
-            sealed: None,
-            confirm_at: None,
-        }
-    }
-
-    fn hash(&self, v: &FileVersion) -> u64 {
-        use std::hash::BuildHasher;
-        self.hasher
-            .hash_one((v.rel.as_slice(), v.size, v.mtime.0, v.ino))
-    }
-
-    fn len(&self) -> usize {
-        self.collecting.len() + self.sealed.as_ref().map_or(0, |(h, _)| h.len())
-    }
-
-    /// Whether a scan that started at `started` saw `v` unchanged since the sealed set.
-    fn confirms(&self, started: Instant, v: &FileVersion) -> bool {
-        match &self.sealed {
-            Some((hashes, from)) if started >= *from => hashes.binary_search(&self.hash(v)).is_ok(),
-            _ => false,
-        }
-    }
-
-    /// Seals what was collected, if nothing is sealed yet; the confirming scan is due
-    /// `settle` from now.
-    fn seal(&mut self, now: Instant, settle: Duration) {
-        if self.sealed.is_some() || self.collecting.is_empty() {
-            return;
-        }
-        let mut hashes = std::mem::take(&mut self.collecting);
-        hashes.sort_unstable();
-        hashes.dedup();
-        hashes.shrink_to_fit();
-        tracing::info!(
-            files = hashes.len(),
-            "many new files: a second scan confirms them after the settle time"
-        );
-        self.sealed = Some((hashes, now + settle));
-        self.confirm_at = Some(now + settle);
-    }
-}
-
-/// Runs discovery until `token` is cancelled.
+/// Runs discovery until `token` is cancelled. `dropped` is notified when the watcher
+/// lost events because its channel was full.
 ///
 /// # Errors
 /// [`IndexError::WriterGone`] if the index writer stops underneath it.
 pub async fn run(
     d: Discover,
     watch_rx: WatchRx,
-    dropped: Arc<AtomicBool>,
+    dropped: Arc<Notify>,
     token: CancellationToken,
 ) -> Result<(), IndexError> {
     let (found_tx, mut found_rx) = mpsc::channel(64);
-    let rescan_every = d.rescan_every;
     let WatchRx {
-        rx: mut watch_rx,
+        rx: mut changes_rx,
         watches,
     } = watch_rx;
+    let job = ScanJob {
+        root: d.root.clone(),
+        recursive: d.recursive,
+        filter: d.filter.clone(),
+        reader: d.reader.clone(),
+        tx: found_tx,
+        cancel: token.clone(),
+        watches,
+    };
     let mut st = State {
         settler: Settler::new(d.settle),
-        d,
+        bulk: Bulk::new(d.settle),
+        sched: Schedule::new(d.poll, d.rescan_every, d.poll_every, Instant::now()),
         scans: JoinSet::new(),
-        found_tx,
-        full_running: false,
-        full_again: None,
-        subtrees_running: 0,
-        subtree_queue: VecDeque::new(),
-        follow_ups: VecDeque::new(),
-        walked_once: false,
-        limit_seen: false,
-        degraded: false,
-        token: token.clone(),
-        watches,
-        bulk: Bulk::new(),
+        running: HashMap::new(),
+        job,
+        d,
     };
-    st.d.health
-        .set_watcher(if st.d.poll { "poll" } else { "inotify" });
-    st.request_full("start-up");
-    let mut rescan =
-        tokio::time::interval_at(tokio::time::Instant::now() + rescan_every, rescan_every);
-    rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut msgs = Vec::with_capacity(1024);
-    let mut watching = !st.d.poll;
+    let mut changes = Vec::with_capacity(1024);
     // The watched directory itself can vanish or turn unreadable (an unmounted share, a
     // deleted folder): checked every second, and resumed from by itself.
-    let mut degraded_poll = tokio::time::interval(st.d.poll_every);
-    degraded_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut root_check = tokio::time::interval(ROOT_CHECK);
     root_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let deadline = [
-            st.settler.next_due(),
-            st.follow_ups.front().map(|(t, _)| *t),
-            st.bulk.confirm_at,
-        ]
-        .into_iter()
-        .flatten()
-        .min();
+        st.start_scans();
+        st.publish();
+        let deadline = st
+            .settler
+            .next_due()
+            .map_or(st.sched.next_due(), |t| t.min(st.sched.next_due()));
         tokio::select! {
             biased;
             _ = token.cancelled() => break,
-            n = watch_rx.recv_many(&mut msgs, 1024), if watching => {
+            _ = dropped.notified() => {
+                st.sched.want_full("the watcher's channel was full and events were dropped");
+            }
+            _ = st.d.reader.stats().needs_rescan.notified() => {
+                st.sched.want_full("the index takes writes again");
+            }
+            n = changes_rx.recv_many(&mut changes, 1024), if st.sched.listening() => {
                 if n == 0 {
-                    // The watcher is gone; only the periodic rescan is left.
-                    watching = false;
-                    st.d.health.set_watcher("degraded");
-                    tracing::warn!("the file-system watcher stopped; relying on periodic rescans");
+                    tracing::warn!(every_s = st.d.poll_every.as_secs(), "the file-system watcher stopped; relying on polling scans");
+                    st.sched.watcher_stopped(Instant::now());
                 }
-                st.on_watch(std::mem::take(&mut msgs)).await?;
+                st.on_changes(&mut changes).await?;
             }
             Some(found) = found_rx.recv() => st.on_found(found).await?,
-            Some(done) = st.scans.join_next(), if !st.scans.is_empty() => st.on_scan_done(done),
-            _ = sleep_until(deadline), if deadline.is_some() => st.on_due().await?,
-            _ = rescan.tick() => st.request_full(if st.d.poll { "poll interval" } else { "periodic rescan" }),
+            Some(done) = st.scans.join_next_with_id(), if !st.scans.is_empty() => st.on_scan_done(done),
+            _ = tokio::time::sleep_until(deadline.into()) => st.on_due().await?,
             _ = root_check.tick() => st.check_root().await,
-            _ = degraded_poll.tick(), if st.degraded => st.request_full("watch limit: polling"),
         }
-        if dropped.swap(false, Ordering::AcqRel) {
-            st.request_full("the watcher's channel was full and events were dropped");
-        }
-        if st
-            .d
-            .reader
-            .stats()
-            .needs_rescan
-            .swap(false, Ordering::AcqRel)
-        {
-            st.request_full("the index takes writes again");
-        }
-        st.d.health.set_pending(st.settler.len() + st.bulk.len());
     }
     st.scans.shutdown().await;
     Ok(())
 }
 
-async fn sleep_until(deadline: Option<Instant>) {
-    if let Some(at) = deadline {
-        tokio::time::sleep_until(at.into()).await;
-    }
-}
-
 impl State {
-    fn rel_of<'a>(&self, path: &'a Path) -> Option<&'a Path> {
-        path.strip_prefix(&self.d.root).ok()
-    }
-
-    fn request_full(&mut self, why: &'static str) {
-        if self.full_running {
-            self.full_again = Some(why);
-            return;
-        }
-        tracing::info!(reason = why, "full scan");
-        self.full_running = true;
-        self.limit_seen = false;
-        self.spawn_scan(ScanKind::Full, Vec::new());
-    }
-
-    fn request_subtree(&mut self, rel: Vec<u8>) {
-        if !self.subtree_queue.contains(&rel) {
-            self.subtree_queue.push_back(rel);
-        }
-        while self.subtrees_running < MAX_SUBTREE_SCANS {
-            let Some(next) = self.subtree_queue.pop_front() else {
-                break;
-            };
-            self.subtrees_running += 1;
-            self.spawn_scan(ScanKind::Subtree, next);
-        }
-    }
-
-    fn spawn_scan(&mut self, kind: ScanKind, sub: Vec<u8>) {
-        let root = self.d.root.clone();
-        let recursive = self.d.recursive;
-        let filter = self.d.filter.clone();
-        let reader = self.d.reader.clone();
-        let tx = self.found_tx.clone();
-        let cancel = self.token.clone();
-        let watches = self.watches.clone();
-        self.scans.spawn_blocking(move || {
-            let sub = PathBuf::from(std::ffi::OsStr::from_bytes(&sub));
-            let snapshot = match reader.snapshot() {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot read the index; scan skipped");
-                    return kind;
-                }
-            };
-            let mut batch = Vec::with_capacity(BATCH);
-            // Every stat of this scan happens after this instant.
-            let started = Instant::now();
-            // Each directory is watched just before the scan reads it (the watched
-            // directory itself has its watch already). Past the OS limit, the rest of this
-            // scan goes on without adding any.
-            let mut watching = recursive;
-            let enter = |dir: &Path| {
-                if !watching || dir == root {
-                    return;
-                }
-                match watches.add(dir) {
-                    Ok(()) => {}
-                    Err(AddError::Limit(message)) => {
-                        watching = false;
-                        let _ = tx.blocking_send(Found::WatchLimit(message));
-                    }
-                    Err(AddError::Other(message)) => {
-                        tracing::debug!(dir = %dir.display(), error = %message, "no watch added");
-                    }
-                }
-            };
-            let report = scan::scan(
-                &root,
-                &sub,
-                recursive,
-                &filter,
-                &snapshot,
-                &cancel,
-                enter,
-                |v| {
-                    batch.push(v);
-                    if batch.len() >= BATCH {
-                        let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-                        return tx.blocking_send(Found::Candidates(started, full)).is_ok();
-                    }
-                    true
-                },
-            );
-            if !batch.is_empty() && tx.blocking_send(Found::Candidates(started, batch)).is_err() {
-                return kind;
+    /// Starts every scan the schedule wants now.
+    fn start_scans(&mut self) {
+        while let Some(scan) = self.sched.next_start() {
+            if let Scan::Full(why) = scan {
+                tracing::info!(reason = why, "full scan");
             }
-            if kind == ScanKind::Full {
-                tracing::info!(
-                    files = report.files,
-                    new = report.candidates,
-                    errors = report.errors,
-                    ms = started.elapsed().as_millis() as u64,
-                    "full scan walked the tree"
-                );
-                if tx.blocking_send(Found::Walked(started, report)).is_err() || report.stopped {
-                    return kind;
-                }
-                // A missing or unreadable watched directory is an outage, not the
-                // deletion of every file: keep the index as it is.
-                if std::fs::read_dir(&root).is_err() {
-                    tracing::warn!(dir = %root.display(), "the watched directory cannot be read; deletion check skipped");
-                    return kind;
-                }
-                // Likewise a tree that is suddenly empty while the index is not: most
-                // likely an unmounted share showing its empty mount point. Dropping every
-                // entry would offer every file again after the remount; deletions seen
-                // as events are still applied.
-                if report.files == 0 && reader.stats().files.load(std::sync::atomic::Ordering::Relaxed) > 0 {
-                    tracing::warn!(dir = %root.display(), "the watched directory is empty but the index is not; deletion check skipped");
-                    return kind;
-                }
-                let mut gone = Vec::new();
-                let result = scan::find_deleted(&root, &snapshot, &cancel, |rel, stamp| {
-                    gone.push((rel, stamp));
-                    if gone.len() >= BATCH {
-                        let full = std::mem::take(&mut gone);
-                        return tx.blocking_send(Found::Gone(full)).is_ok();
-                    }
-                    true
-                });
-                if let Err(e) = result {
-                    tracing::warn!(error = %e, "deletion check failed");
-                }
-                if !gone.is_empty() {
-                    let _ = tx.blocking_send(Found::Gone(gone));
-                }
-            }
-            kind
-        });
+            let kind = scan.kind();
+            let job = self.job.clone();
+            let task = self.scans.spawn_blocking(move || job.run(scan));
+            self.running.insert(task.id(), kind);
+        }
     }
 
-    fn on_scan_done(&mut self, done: Result<ScanKind, tokio::task::JoinError>) {
-        let kind = match done {
-            Ok(kind) => kind,
+    /// Tells `/healthz` the watcher's state and the pending count.
+    fn publish(&self) {
+        self.d.health.set_watcher(self.sched.watcher());
+        self.d
+            .health
+            .set_pending(self.settler.len() + self.bulk.len());
+    }
+
+    fn on_scan_done(&mut self, done: Result<(Id, ()), JoinError>) {
+        let (id, ok) = match done {
+            Ok((id, ())) => (id, true),
             Err(e) => {
-                tracing::error!(error = %e, "a scan task failed");
-                // Assume the worst: it was a full scan; run another.
-                self.full_running = false;
-                self.request_full("a scan failed");
-                return;
+                tracing::error!(error = %e, "a scan task failed; a full scan follows");
+                (e.id(), false)
             }
         };
-        match kind {
-            ScanKind::Full => {
-                self.full_running = false;
-                if let Some(why) = self.full_again.take() {
-                    self.request_full(why);
-                }
-            }
-            ScanKind::Subtree => {
-                self.bulk.seal(Instant::now(), self.d.settle);
-                self.subtrees_running = self.subtrees_running.saturating_sub(1);
-                if let Some(next) = self.subtree_queue.pop_front() {
-                    self.request_subtree(next);
-                }
+        let Some(kind) = self.running.remove(&id) else {
+            return;
+        };
+        self.sched.finished(kind, ok);
+        if kind == ScanKind::Subtree {
+            if let Some(at) = self.bulk.seal(Instant::now()) {
+                self.sched.want_full_at(at, CONFIRM);
             }
         }
     }
@@ -458,8 +245,7 @@ impl State {
                     } else if self.bulk.confirms(started, &v) {
                         self.d.writer.send(WriteOp::Upsert(v)).await?;
                     } else {
-                        let h = self.bulk.hash(&v);
-                        self.bulk.collecting.push(h);
+                        self.bulk.collect(&v);
                     }
                 }
             }
@@ -472,33 +258,17 @@ impl State {
                         .await?;
                 }
             }
-            Found::WatchLimit(message) => {
-                self.limit_seen = true;
-                if !self.degraded {
-                    self.degraded = true;
-                    self.d.health.set_watcher("degraded");
-                    tracing::warn!(
-                        error = %message,
-                        every_s = self.d.poll_every.as_secs(),
-                        "inotify watch limit reached: directories past it are covered by polling scans until watches are available again; raise fs.inotify.max_user_watches"
-                    );
-                }
-            }
+            Found::WatchLimit(message) => self.watch_limit(&message, now),
             Found::Walked(started, report) => {
-                // A full walk that started after the seal has confirmed what it could.
-                if matches!(&self.bulk.sealed, Some((_, from)) if started >= *from) {
-                    self.bulk.sealed = None;
+                if let Some(at) = self.bulk.walked(started, now) {
+                    self.sched.want_full_at(at, CONFIRM);
                 }
-                self.bulk.seal(now, self.d.settle);
                 self.d.health.set_last_rescan(Stamp::now());
-                // A full walk that could add every watch ends the degraded mode.
-                if self.degraded && !self.limit_seen && !report.stopped {
-                    self.degraded = false;
-                    self.d.health.set_watcher("inotify");
+                let walked = self.sched.walked(report.stopped, now);
+                if walked.watched_again {
                     tracing::info!("every directory is watched again");
                 }
-                if !self.walked_once {
-                    self.walked_once = true;
+                if walked.first {
                     self.d.health.set_ready(true);
                     tracing::info!(
                         files = report.files,
@@ -511,58 +281,40 @@ impl State {
         Ok(())
     }
 
-    async fn on_watch(&mut self, msgs: Vec<WatchMsg>) -> Result<(), IndexError> {
-        let mut look: Vec<(PathBuf, bool, bool)> = Vec::new();
-        for msg in msgs {
-            let ev = match msg {
-                WatchMsg::Event(ev) => ev,
-                WatchMsg::Rescan(why) => {
+    /// The inotify watch limit was reached (by a scan, or reported by the watcher).
+    fn watch_limit(&mut self, message: &str, now: Instant) {
+        if self.sched.watch_limit(now) {
+            tracing::warn!(
+                error = %message,
+                every_s = self.d.poll_every.as_secs(),
+                "inotify watch limit reached: directories past it are covered by polling scans until watches are available again; raise fs.inotify.max_user_watches"
+            );
+        }
+    }
+
+    /// Handles a batch of the watcher's changes (and empties `changes`).
+    async fn on_changes(&mut self, changes: &mut Vec<Change>) -> Result<(), IndexError> {
+        let mut look: Vec<(PathBuf, Said)> = Vec::new();
+        for change in changes.drain(..) {
+            match change {
+                Change::Create(p) => look.push((p, Said::Arrived)),
+                Change::Write(p) => look.push((p, Said::Written)),
+                Change::CloseWrite(p) => look.push((p, Said::Closed)),
+                Change::Touch(p) => look.push((p, Said::Touched)),
+                Change::Remove(p) => self.gone(&p).await?,
+                // Its halves came before it as `Remove(from)` and `Create(to)`.
+                Change::Rename { .. } => {}
+                Change::Rescan(why) => {
                     tracing::warn!(reason = why, "events were lost; rescanning");
-                    self.request_full(why);
-                    continue;
+                    self.sched.want_full(why);
                 }
-                WatchMsg::Error { message, limit } => {
+                Change::Failed { message, limit } => {
                     if limit {
-                        self.d.health.set_watcher("degraded");
-                        tracing::warn!(
-                            error = %message,
-                            "inotify watch limit reached: new directories are covered by rescans only; raise fs.inotify.max_user_watches"
-                        );
+                        self.watch_limit(&message, Instant::now());
                     } else {
                         tracing::warn!(error = %message, "watcher error; rescanning");
                     }
-                    self.request_full("watcher error");
-                    continue;
-                }
-            };
-            // (changed: a write was reported, arrival: a create or rename-into-place)
-            let what = match ev.kind {
-                EventKind::Access(AccessKind::Close(AccessMode::Write)) => Some((true, false)),
-                EventKind::Access(_) => None,
-                EventKind::Create(_) => Some((true, true)),
-                EventKind::Modify(ModifyKind::Name(RenameMode::From)) => {
-                    for p in &ev.paths {
-                        self.gone(p).await?;
-                    }
-                    None
-                }
-                EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => None,
-                EventKind::Modify(ModifyKind::Name(_)) => Some((true, true)),
-                EventKind::Modify(ModifyKind::Data(_)) | EventKind::Modify(ModifyKind::Any) => {
-                    Some((true, false))
-                }
-                EventKind::Modify(_) => Some((false, false)),
-                EventKind::Remove(_) => {
-                    for p in &ev.paths {
-                        self.gone(p).await?;
-                    }
-                    None
-                }
-                EventKind::Any | EventKind::Other => Some((false, false)),
-            };
-            if let Some((changed, arrival)) = what {
-                for p in ev.paths {
-                    look.push((p, changed, arrival));
+                    self.sched.want_full("watcher error");
                 }
             }
         }
@@ -572,23 +324,22 @@ impl State {
         let root = self.d.root.clone();
         let filter = self.d.filter.clone();
         let recursive = self.d.recursive;
-        let looked = tokio::task::spawn_blocking(move || {
+        let looked = blocking("looking at changed paths", move || {
             look.into_iter()
-                .map(|(path, changed, arrival)| {
-                    look_at(&root, &filter, recursive, &path, changed, arrival)
-                })
+                .map(|(path, said)| look_at(&root, &filter, recursive, &path, said))
                 .collect::<Vec<_>>()
         })
-        .await
-        .unwrap_or_default();
+        .await;
+        let Some(looked) = looked else {
+            // What these events said is lost; a rescan finds it.
+            self.sched.want_full("looking at changed paths failed");
+            return Ok(());
+        };
         let now = Instant::now();
         for l in looked {
             match l {
-                Looked::File(v, changed) => self.settler.observe(v, changed, now),
-                Looked::NewDir(rel) => {
-                    self.request_subtree(rel.clone());
-                    self.follow_ups.push_back((now + NEW_DIR_FOLLOW_UP, rel));
-                }
+                Looked::File(v, said) => self.observe(v, said, now),
+                Looked::NewDir(rel) => self.sched.new_dir(rel, now),
                 Looked::Gone(rel) => {
                     self.settler.forget(&rel);
                     self.d.writer.send(WriteOp::Remove(rel, None)).await?;
@@ -599,17 +350,28 @@ impl State {
         Ok(())
     }
 
+    /// A file was seen after an event: the one place where what the event said reaches
+    /// the settler. Every kind but `Touched` restarts its quiet time.
+    fn observe(&mut self, v: FileVersion, said: Said, now: Instant) {
+        let restarts = match said {
+            Said::Arrived | Said::Written | Said::Closed => true,
+            Said::Touched => false,
+        };
+        self.settler.observe(v, restarts, now);
+    }
+
     /// Checks that the watched directory exists and can be listed. Going bad makes
-    /// `/healthz` answer 503; coming back re-adds its watch and rescans.
+    /// `/healthz` answer 503; coming back re-adds its watch and rescans. While its watch
+    /// is missing, adding it is tried again every check.
     async fn check_root(&mut self) {
         let root = self.d.root.clone();
-        let ok = tokio::task::spawn_blocking(move || {
+        let ok = blocking("checking the watched directory", move || {
             std::fs::read_dir(&root)
                 .map(|_| ())
                 .map_err(|e| e.to_string())
         })
         .await
-        .unwrap_or_else(|e| Err(e.to_string()));
+        .unwrap_or_else(|| Err("the check failed".to_string()));
         match (self.d.health.root_ok(), ok) {
             (true, Err(e)) => {
                 tracing::error!(dir = %self.d.root.display(), error = %e, "the watched directory is unavailable; waiting for it to come back");
@@ -617,27 +379,43 @@ impl State {
             }
             (false, Ok(())) => {
                 tracing::info!(dir = %self.d.root.display(), "the watched directory is back; rescanning");
-                if let Err(AddError::Limit(m) | AddError::Other(m)) = self.watches.add(&self.d.root)
-                {
-                    tracing::warn!(error = %m, "cannot watch the watched directory again; relying on rescans");
-                    self.d.health.set_watcher("degraded");
-                }
+                self.watch_root();
                 self.d.health.set_root_ok(true);
-                self.request_full("the watched directory is back");
+                self.sched.want_full("the watched directory is back");
             }
+            (true, Ok(())) if self.sched.root_unwatched() => self.watch_root(),
             _ => {}
         }
     }
 
+    /// Adds the watched directory's own watch again.
+    fn watch_root(&mut self) {
+        let was_unwatched = self.sched.root_unwatched();
+        let ok = match self.job.watches.add(&self.d.root) {
+            Ok(()) => true,
+            Err(AddError::Limit(m) | AddError::Other(m)) => {
+                if !was_unwatched {
+                    tracing::warn!(error = %m, "cannot watch the watched directory again; polling until it can be watched");
+                }
+                false
+            }
+        };
+        if ok && was_unwatched {
+            tracing::info!(dir = %self.d.root.display(), "the watched directory is watched again");
+        }
+        self.sched.root_watch(ok, Instant::now());
+    }
+
     /// A path was deleted or renamed away: a file, or a directory with files below it.
     async fn gone(&mut self, path: &Path) -> Result<(), IndexError> {
-        let Some(rel) = self.rel_of(path) else {
+        let Ok(rel) = path.strip_prefix(&self.d.root) else {
             return Ok(());
         };
         let rel = rel.as_os_str().as_bytes().to_vec();
         if rel.is_empty() {
             // The watched directory itself; a rescan will tell what is left.
-            self.request_full("the watched directory was removed or moved");
+            self.sched
+                .want_full("the watched directory was removed or moved");
             return Ok(());
         }
         self.settler.forget(&rel);
@@ -649,58 +427,79 @@ impl State {
         self.d.writer.send(WriteOp::RemoveTree(rel)).await
     }
 
+    /// Something is due: scans the schedule wants by now, and files whose quiet time ran
+    /// out (complete ones go to the index).
     async fn on_due(&mut self) -> Result<(), IndexError> {
         let now = Instant::now();
-        if self.bulk.confirm_at.is_some_and(|at| at <= now) {
-            self.bulk.confirm_at = None;
-            self.request_full("confirming the many new files the last scan found");
-        }
-        while let Some((at, _)) = self.follow_ups.front() {
-            if *at > now {
-                break;
-            }
-            if let Some((_, rel)) = self.follow_ups.pop_front() {
-                self.request_subtree(rel);
-            }
-        }
-        let due = self.settler.due(now, DUE_BATCH);
-        if due.is_empty() {
-            return Ok(());
-        }
+        self.sched.tick(now);
         let root = self.d.root.clone();
         let filter = self.d.filter.clone();
-        let looked = tokio::task::spawn_blocking(move || {
-            let mut seen = HashSet::new();
-            due.into_iter()
-                .filter(|rel| seen.insert(rel.clone()))
-                .map(|rel| {
-                    let path = Path::new(std::ffi::OsStr::from_bytes(&rel));
-                    let v = scan::stat_file(&root, path, &filter);
-                    (rel, v)
-                })
-                .collect::<Vec<_>>()
+        let complete = settle_due(&mut self.settler, now, move |rel| {
+            scan::stat_file(&root, Path::new(OsStr::from_bytes(rel)), &filter)
         })
-        .await
-        .unwrap_or_default();
-        let now = Instant::now();
-        for (rel, current) in looked {
-            if let Some(v) = self.settler.confirm(&rel, current, now) {
-                self.d.writer.send(WriteOp::Upsert(v)).await?;
-            }
+        .await;
+        for v in complete {
+            self.d.writer.send(WriteOp::Upsert(v)).await?;
         }
         Ok(())
     }
 }
 
+/// Runs `work` on a blocking thread. A panic there is logged and gives `None`, so the
+/// caller can put back or rescan what the work was about.
+async fn blocking<T: Send + 'static>(
+    what: &'static str,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(t) => Some(t),
+        Err(e) => {
+            tracing::error!(error = %e, task = what, "a blocking task failed");
+            None
+        }
+    }
+}
+
+/// Stats (with `stat`, on a blocking thread) the paths whose quiet time ran out by `now`
+/// and returns the versions that are complete. If stat'ing fails, each path waits a
+/// quiet period again ([`Settler::retry`]) rather than staying pending for good.
+async fn settle_due(
+    settler: &mut Settler,
+    now: Instant,
+    stat: impl Fn(&[u8]) -> Option<FileVersion> + Send + 'static,
+) -> Vec<FileVersion> {
+    let due = settler.due(now, DUE_BATCH);
+    if due.is_empty() {
+        return Vec::new();
+    }
+    let paths = due.clone();
+    let looked = blocking("checking files whose quiet time ran out", move || {
+        let mut seen = HashSet::new();
+        paths
+            .into_iter()
+            .filter(|rel| seen.insert(rel.clone()))
+            .map(|rel| {
+                let v = stat(&rel);
+                (rel, v)
+            })
+            .collect::<Vec<_>>()
+    })
+    .await;
+    let now = Instant::now();
+    let Some(looked) = looked else {
+        for rel in &due {
+            settler.retry(rel, now);
+        }
+        return Vec::new();
+    };
+    looked
+        .into_iter()
+        .filter_map(|(rel, current)| settler.confirm(&rel, current, now))
+        .collect()
+}
+
 /// Stats one event's path (blocking).
-fn look_at(
-    root: &Path,
-    filter: &Filter,
-    recursive: bool,
-    path: &Path,
-    changed: bool,
-    arrival: bool,
-) -> Looked {
+fn look_at(root: &Path, filter: &Filter, recursive: bool, path: &Path, said: Said) -> Looked {
     let Ok(rel) = path.strip_prefix(root) else {
         return Looked::Nothing;
     };
@@ -711,13 +510,13 @@ fn look_at(
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_file() => {
             if filter.offers_file(rel) {
-                Looked::File(scan::version_of(rel, &m), changed)
+                Looked::File(scan::version_of(rel, &m), said)
             } else {
                 Looked::Nothing
             }
         }
         Ok(m) if m.file_type().is_dir() => {
-            if arrival && recursive && !filter.prunes_dir(rel) {
+            if said == Said::Arrived && recursive && !filter.prunes_dir(rel) {
                 Looked::NewDir(bytes())
             } else {
                 Looked::Nothing
@@ -733,40 +532,35 @@ fn look_at(
 mod tests {
     use super::*;
 
-    fn v(rel: &str, size: u64) -> FileVersion {
+    fn v(rel: &str) -> FileVersion {
         FileVersion {
             rel: rel.as_bytes().to_vec(),
-            size,
+            size: 1,
             mtime: Stamp(7),
             ino: 3,
         }
     }
 
-    #[test]
-    fn bulk_confirms_only_the_same_version_seen_by_a_scan_started_a_settle_time_later() {
-        let settle = Duration::from_millis(2000);
-        let t0 = Instant::now();
-        let mut b = Bulk::new();
-        b.seal(t0, settle);
-        assert!(b.sealed.is_none(), "nothing collected, nothing sealed");
-        let h = b.hash(&v("a", 1));
-        b.collecting.push(h);
-        b.seal(t0, settle);
-        assert_eq!(b.confirm_at, Some(t0 + settle));
-        assert_eq!(b.len(), 1);
-        // A scan that started before the settle time ran out confirms nothing.
-        assert!(!b.confirms(t0 + Duration::from_millis(1999), &v("a", 1)));
-        // One that started after it confirms the same version only.
-        assert!(b.confirms(t0 + settle, &v("a", 1)));
-        assert!(!b.confirms(t0 + settle, &v("a", 2)), "changed size");
-        assert!(!b.confirms(t0 + settle, &v("b", 1)), "another path");
-        // What is collected meanwhile waits for the next seal.
-        let h = b.hash(&v("c", 1));
-        b.collecting.push(h);
-        b.seal(t0 + settle, settle);
-        assert!(!b.confirms(t0 + settle * 3, &v("c", 1)));
-        b.sealed = None;
-        b.seal(t0 + settle, settle);
-        assert!(b.confirms(t0 + settle * 2, &v("c", 1)));
+    #[tokio::test]
+    async fn due_files_are_confirmed_on_a_blocking_thread() {
+        let mut s = Settler::new(Duration::ZERO);
+        s.observe(v("a"), false, Instant::now());
+        let complete = settle_due(&mut s, Instant::now(), |rel| {
+            Some(v(std::str::from_utf8(rel).unwrap()))
+        })
+        .await;
+        assert_eq!(complete, vec![v("a")]);
+        assert!(s.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_panic_while_checking_due_files_puts_them_back_instead_of_losing_them() {
+        // It used to be `.unwrap_or_default()`: the paths were taken from the settler's
+        // queue and stayed pending for good, never checked again.
+        let mut s = Settler::new(Duration::ZERO);
+        s.observe(v("a"), false, Instant::now());
+        let complete = settle_due(&mut s, Instant::now(), |_| panic!("stat failed")).await;
+        assert!(complete.is_empty());
+        assert_eq!(s.due(Instant::now(), 10), vec![b"a".to_vec()]);
     }
 }

@@ -10,7 +10,6 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -355,40 +354,10 @@ fn full(body: impl Into<Bytes>) -> Body {
 }
 
 fn healthz(state: &AppState) -> Response<Body> {
-    let stats = state.reader.stats();
-    let failing = stats.failing.load(Ordering::Relaxed);
-    let root_ok = state.health.root_ok();
-    let ready = state.health.is_ready() && !failing && root_ok;
-    let status = if !state.health.is_ready() {
-        "starting"
-    } else if failing {
-        "index_failing"
-    } else if !root_ok {
-        "watched_dir_unavailable"
-    } else if state.health.watcher() == "degraded" {
-        // Still working (rescans cover what is not watched): 200, but said.
-        "degraded"
-    } else {
-        "ok"
-    };
-    let body = serde_json::json!({
-        "status": status,
-        "filesIndexed": stats.files.load(Ordering::Relaxed),
-        "pending": state.health.pending(),
-        "watcher": state.health.watcher(),
-        "lastRescan": state.health.last_rescan().map(|s| s.to_string()),
-    });
-    let mut r = json(
-        if ready {
-            StatusCode::OK
-        } else {
-            StatusCode::SERVICE_UNAVAILABLE
-        },
-        body.to_string(),
-    );
-    if !ready {
-        r.headers_mut()
-            .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    let a = crate::health::answer(&state.health, state.reader.stats());
+    let mut r = json(a.code, a.body);
+    if let Some(s) = a.retry_after_s {
+        r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(s));
     }
     r
 }
@@ -762,7 +731,11 @@ mod tests {
             StatusCode::SERVICE_UNAVAILABLE
         );
         state.health.set_root_ok(true);
-        state.reader.stats().failing.store(true, Ordering::Relaxed);
+        state
+            .reader
+            .stats()
+            .failing
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         assert_eq!(
             status_of(&state, "/healthz").await,
             StatusCode::SERVICE_UNAVAILABLE

@@ -103,9 +103,10 @@ pub struct IndexStats {
     /// Whether the last commit failed (and the writer is waiting for the store to take
     /// writes again).
     pub failing: AtomicBool,
-    /// Set by the writer when the store takes writes again after a failure: the changes
-    /// dropped meanwhile are found again by a full scan, which discovery then runs.
-    pub needs_rescan: AtomicBool,
+    /// Notified by the writer when the store takes writes again after a failure: the
+    /// changes dropped meanwhile are found again by a full scan, which discovery starts
+    /// when it is woken here.
+    pub needs_rescan: tokio::sync::Notify,
 }
 
 /// The open store. After an I/O error (a full or read-only disk) redb fails every later
@@ -441,7 +442,7 @@ impl Writer {
                 match probed {
                     Ok(()) => {
                         self.stats.failing.store(false, Ordering::Relaxed);
-                        self.stats.needs_rescan.store(true, Ordering::Release);
+                        self.stats.needs_rescan.notify_one();
                         tracing::info!(
                             dropped,
                             "the index takes writes again; rescanning for the changes dropped meanwhile"

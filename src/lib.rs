@@ -15,6 +15,7 @@ pub mod http;
 pub mod index;
 pub mod offer;
 pub mod scan;
+pub mod schedule;
 pub mod sd;
 pub mod settle;
 pub mod shutdown;

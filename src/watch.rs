@@ -1,30 +1,52 @@
-//! The bridge from notify's watcher thread into tokio.
+//! The bridge from notify's watcher thread into tokio: where a file's story starts.
 //!
 //! Owns: the inotify watcher (symbolic links not followed), one watch per directory,
-//! a bounded channel of [`WatchMsg`], and turning every way of losing events (a kernel
-//! queue overflow, a full channel, a watcher error) into a request for a full rescan.
-//! Does not own: what an event means for a file (`discover`), or which directories are
-//! watched: scans add each directory's watch just before they read it ([`Watches::add`]),
-//! so one walk both watches and scans a tree (notify's own recursive mode would walk and
-//! stat the whole tree, files included, a second time before the start-up scan).
+//! naming each notify event as one of our own [`Change`]s (the only place that knows
+//! notify's event kinds), a bounded channel of them, and turning every way of losing
+//! events (a kernel queue overflow, a full channel, a watcher error) into a request for a
+//! full rescan.
+//! Does not own: what a change means for a file (`discover` stats the path and hands it to
+//! the settler), or which directories are watched: scans add each directory's watch just
+//! before they read it ([`Watches::add`]), so one walk both watches and scans a tree
+//! (notify's own recursive mode would walk and stat the whole tree, files included, a
+//! second time before the start-up scan).
+//!
+//! A file's way: the kernel reports `IN_CREATE`/`IN_MODIFY`/`IN_CLOSE_WRITE`/... on
+//! notify's thread → [`Change`] here → the channel → `discover` (stat, then
+//! `settle::Settler`) → the index writer (`index`) → a poll (`http`, `offer`).
 
-use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use notify::event::{AccessKind, AccessMode, EventKind};
+use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind, RenameMode};
 use notify::{Config, Event, RecommendedWatcher, RecursiveMode, Watcher};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
-/// What the watcher reports.
-#[derive(Debug)]
-pub enum WatchMsg {
-    /// A file-system event.
-    Event(Event),
+/// What the watcher reports: one notify event, named.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Created, or moved in (a rename's new name, or a move from outside the tree).
+    Create(PathBuf),
+    /// Its content was written.
+    Write(PathBuf),
+    /// A writer closed it (`IN_CLOSE_WRITE`).
+    CloseWrite(PathBuf),
+    /// Something else about it changed (metadata, or a kind notify does not name).
+    Touch(PathBuf),
+    /// Deleted, or moved away (a rename's old name, or a move out of the tree).
+    Remove(PathBuf),
+    /// A rename within the tree, both names known. Its halves were reported before it, as
+    /// [`Change::Remove`] of `from` and [`Change::Create`] of `to`.
+    Rename {
+        /// The old name.
+        from: PathBuf,
+        /// The new name.
+        to: PathBuf,
+    },
     /// Events were lost; everything must be rescanned.
     Rescan(&'static str),
-    /// The watcher failed; `limit` when the OS watch limit was reached.
-    Error {
+    /// The watcher failed.
+    Failed {
         /// notify's error text.
         message: String,
         /// Whether it was the inotify watch limit (ENOSPC).
@@ -32,11 +54,44 @@ pub enum WatchMsg {
     },
 }
 
+impl Change {
+    /// Names a notify event: one change per path, none for the kinds discovery has no use
+    /// for (opening or reading a file, which every poll does).
+    pub fn from_event(ev: Event, out: &mut Vec<Change>) {
+        if ev.need_rescan() {
+            out.push(Change::Rescan("the kernel's event queue overflowed"));
+            return;
+        }
+        let one: fn(PathBuf) -> Change = match ev.kind {
+            EventKind::Access(AccessKind::Close(AccessMode::Write)) => Change::CloseWrite,
+            EventKind::Access(_) => return,
+            EventKind::Create(_) | EventKind::Modify(ModifyKind::Name(RenameMode::To)) => {
+                Change::Create
+            }
+            EventKind::Modify(ModifyKind::Name(RenameMode::From)) | EventKind::Remove(_) => {
+                Change::Remove
+            }
+            EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => {
+                let mut paths = ev.paths.into_iter();
+                if let (Some(from), Some(to)) = (paths.next(), paths.next()) {
+                    out.push(Change::Rename { from, to });
+                }
+                return;
+            }
+            // A rename of which notify knows one name but not which.
+            EventKind::Modify(ModifyKind::Name(_)) => Change::Create,
+            EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any) => Change::Write,
+            EventKind::Modify(_) | EventKind::Any | EventKind::Other => Change::Touch,
+        };
+        out.extend(ev.paths.into_iter().map(one));
+    }
+}
+
 /// A running watch. Dropping it stops the watcher.
 pub struct WatchHandle {
     watches: Watches,
-    /// Set when the channel was full and an event was dropped.
-    pub dropped: Arc<AtomicBool>,
+    /// Notified when the channel was full and an event was dropped (a rescan is owed).
+    pub dropped: Arc<Notify>,
 }
 
 impl Drop for WatchHandle {
@@ -49,7 +104,7 @@ impl Drop for WatchHandle {
 #[derive(Debug)]
 pub struct WatchRx {
     /// What the watcher reports.
-    pub rx: mpsc::Receiver<WatchMsg>,
+    pub rx: mpsc::Receiver<Change>,
     /// Adds watches (one per directory).
     pub watches: Watches,
 }
@@ -123,7 +178,7 @@ pub fn disabled() -> (WatchHandle, WatchRx) {
     (
         WatchHandle {
             watches: watches.clone(),
-            dropped: Arc::new(AtomicBool::new(false)),
+            dropped: Arc::new(Notify::new()),
         },
         WatchRx { rx, watches },
     )
@@ -137,27 +192,23 @@ pub fn disabled() -> (WatchHandle, WatchRx) {
 /// watch limit is exhausted before the first watch).
 pub fn start(root: &Path, capacity: usize) -> Result<(WatchHandle, WatchRx), notify::Error> {
     let (tx, rx) = mpsc::channel(capacity.max(1));
-    let dropped = Arc::new(AtomicBool::new(false));
+    let dropped = Arc::new(Notify::new());
     let flag = dropped.clone();
+    let mut changes = Vec::with_capacity(2);
     let handler = move |res: notify::Result<Event>| {
-        let msg = match res {
-            Ok(ev) if ev.need_rescan() => WatchMsg::Rescan("the kernel's event queue overflowed"),
-            // Opening or reading a file (every poll does) changes nothing, and discovery
-            // ignores every access but a close after writing: drop them here rather than
-            // wake discovery for each.
-            Ok(Event {
-                kind: EventKind::Access(access),
-                ..
-            }) if access != AccessKind::Close(AccessMode::Write) => return,
-            Ok(ev) => WatchMsg::Event(ev),
-            Err(e) => WatchMsg::Error {
+        match res {
+            Ok(ev) => Change::from_event(ev, &mut changes),
+            Err(e) => changes.push(Change::Failed {
                 limit: matches!(e.kind, notify::ErrorKind::MaxFilesWatch),
                 message: e.to_string(),
-            },
-        };
-        if tx.try_send(msg).is_err() {
-            // Full (or shutting down): an event is lost, so a rescan is owed.
-            flag.store(true, Ordering::Release);
+            }),
+        }
+        for c in changes.drain(..) {
+            if tx.try_send(c).is_err() {
+                // Full (or shutting down): an event is lost, so a rescan is owed. A
+                // notification while discovery is busy is kept until it listens.
+                flag.notify_one();
+            }
         }
     };
     let mut watcher =
@@ -173,4 +224,81 @@ pub fn start(root: &Path, capacity: usize) -> Result<(WatchHandle, WatchRx), not
         },
         WatchRx { rx, watches },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use notify::event::{CreateKind, DataChange, Flag, MetadataKind, RemoveKind};
+
+    fn named(kind: EventKind, paths: &[&str]) -> Vec<Change> {
+        let mut ev = Event::new(kind);
+        for p in paths {
+            ev = ev.add_path(PathBuf::from(p));
+        }
+        let mut out = Vec::new();
+        Change::from_event(ev, &mut out);
+        out
+    }
+
+    #[test]
+    fn each_notify_event_kind_is_named_once_and_reads_are_dropped() {
+        let p = || PathBuf::from("a");
+        let cases = [
+            (
+                EventKind::Create(CreateKind::File),
+                Some(Change::Create(p())),
+            ),
+            (
+                EventKind::Modify(ModifyKind::Name(RenameMode::To)),
+                Some(Change::Create(p())),
+            ),
+            (
+                EventKind::Modify(ModifyKind::Name(RenameMode::From)),
+                Some(Change::Remove(p())),
+            ),
+            (
+                EventKind::Remove(RemoveKind::File),
+                Some(Change::Remove(p())),
+            ),
+            (
+                EventKind::Modify(ModifyKind::Data(DataChange::Any)),
+                Some(Change::Write(p())),
+            ),
+            (
+                EventKind::Access(AccessKind::Close(AccessMode::Write)),
+                Some(Change::CloseWrite(p())),
+            ),
+            (
+                EventKind::Modify(ModifyKind::Metadata(MetadataKind::Any)),
+                Some(Change::Touch(p())),
+            ),
+            (EventKind::Other, Some(Change::Touch(p()))),
+            (EventKind::Access(AccessKind::Open(AccessMode::Any)), None),
+            (EventKind::Access(AccessKind::Close(AccessMode::Read)), None),
+        ];
+        for (kind, want) in cases {
+            assert_eq!(
+                named(kind, &["a"]),
+                want.into_iter().collect::<Vec<_>>(),
+                "{kind:?}"
+            );
+        }
+        assert_eq!(
+            named(
+                EventKind::Modify(ModifyKind::Name(RenameMode::Both)),
+                &["a", "b"]
+            ),
+            vec![Change::Rename {
+                from: "a".into(),
+                to: "b".into()
+            }]
+        );
+        let mut out = Vec::new();
+        Change::from_event(
+            Event::new(EventKind::Other).set_flag(Flag::Rescan),
+            &mut out,
+        );
+        assert!(matches!(out[..], [Change::Rescan(_)]));
+    }
 }
