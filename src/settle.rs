@@ -52,6 +52,17 @@ impl Timing {
     }
 }
 
+impl From<&crate::config::WatchSettings> for Timing {
+    /// `watch.settle_ms`, `watch.settle_after_close_ms`, `watch.max_open_hold_s`.
+    fn from(w: &crate::config::WatchSettings) -> Timing {
+        Timing {
+            settle: Duration::from_millis(w.settle_ms),
+            settle_after_close: Duration::from_millis(w.settle_after_close_ms),
+            max_open_hold: Duration::from_secs(w.max_open_hold_s),
+        }
+    }
+}
+
 /// What an observation tells about a file's writer.
 ///
 /// With notify 8's inotify backend: `Create(_)` and `Modify(Data(_))` are
@@ -717,6 +728,19 @@ mod tests {
         s.see(v("a", 1), Seen::Closed, t0);
         assert!(s.due(ms(t0, 1999), 10).is_empty());
         assert_eq!(s.due(ms(t0, 2000), 10).len(), 1);
+    }
+
+    #[test]
+    fn the_default_settings_give_the_default_timing() {
+        let settings = crate::config::load(None, Vec::new()).unwrap();
+        assert_eq!(
+            Timing::from(&settings.watch),
+            Timing {
+                settle: Duration::from_millis(2000),
+                settle_after_close: Duration::from_millis(300),
+                max_open_hold: Duration::from_secs(3600),
+            }
+        );
     }
 
     #[test]
