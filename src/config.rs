@@ -32,11 +32,14 @@ pub const KEYS: &[&str] = &[
     "watch.dir",
     "watch.recursive",
     "watch.settle_ms",
+    "watch.settle_after_close_ms",
+    "watch.max_open_hold_s",
     "watch.include",
     "watch.exclude",
     "watch.rescan_interval_s",
     "watch.mode",
     "watch.poll_interval_s",
+    "watch.poll_confirm",
     "state.dir",
     "state.retention",
     "trigger.retry_after_s",
@@ -136,6 +139,10 @@ pub struct WatchSettings {
     pub recursive: bool,
     /// `watch.settle_ms`
     pub settle_ms: u64,
+    /// `watch.settle_after_close_ms`: quiet time after a writer's close (inotify mode).
+    pub settle_after_close_ms: u64,
+    /// `watch.max_open_hold_s`: longest a file open for writing is held back.
+    pub max_open_hold_s: u64,
     /// `watch.include`
     pub include: Vec<String>,
     /// `watch.exclude`
@@ -146,6 +153,19 @@ pub struct WatchSettings {
     pub mode: WatchMode,
     /// `watch.poll_interval_s`
     pub poll_interval_s: u64,
+    /// `watch.poll_confirm`: when a file found by the scans of `poll` mode is complete.
+    #[serde(deserialize_with = "poll_confirm")]
+    pub poll_confirm: PollConfirm,
+}
+
+/// `watch.poll_confirm`: the completeness rule of `poll` mode, where writers on other
+/// hosts are invisible to the kernel here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PollConfirm {
+    /// Unchanged (size, mtime, inode) for `watch.settle_ms` after a scan found it.
+    Settle,
+    /// Unchanged across two consecutive scans at least `watch.settle_ms` apart.
+    TwoScans,
 }
 
 /// `watch.mode`: how changes are noticed.
@@ -188,6 +208,18 @@ fn socket_addr<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, D::
             "`{text}` is not a socket address (IP:PORT, e.g. 127.0.0.1:8080 or [::1]:8080)"
         ))
     })
+}
+
+/// `"settle"` or `"two_scans"`, with a message that lists both.
+fn poll_confirm<'de, D: serde::Deserializer<'de>>(d: D) -> Result<PollConfirm, D::Error> {
+    let text = String::deserialize(d)?;
+    match text.trim() {
+        "settle" => Ok(PollConfirm::Settle),
+        "two_scans" => Ok(PollConfirm::TwoScans),
+        _ => Err(serde::de::Error::custom(format!(
+            "`{text}` is not a rule: \"settle\" or \"two_scans\""
+        ))),
+    }
 }
 
 /// `"0"` (keep everything) or a number with a unit: `90s`, `30m`, `12h`, `30d`.
@@ -384,6 +416,18 @@ impl Settings {
         if self.watch.settle_ms > 86_400_000 {
             return Err(bad("watch.settle_ms", "must be at most 86400000 (one day)"));
         }
+        if self.watch.settle_after_close_ms > 86_400_000 {
+            return Err(bad(
+                "watch.settle_after_close_ms",
+                "must be at most 86400000 (one day)",
+            ));
+        }
+        if !(1..=604_800).contains(&self.watch.max_open_hold_s) {
+            return Err(bad(
+                "watch.max_open_hold_s",
+                "must be 1 to 604800 (one week)",
+            ));
+        }
         if self.watch.poll_interval_s == 0 {
             return Err(bad("watch.poll_interval_s", "must be at least 1"));
         }
@@ -522,6 +566,9 @@ mod tests {
         assert_eq!(s.watch.include, vec!["**"]);
         assert!(s.watch.exclude.contains(&"*.crdownload".to_string()));
         assert_eq!(s.watch.rescan_interval_s, 300);
+        assert_eq!(s.watch.settle_after_close_ms, 300);
+        assert_eq!(s.watch.max_open_hold_s, 3600);
+        assert_eq!(s.watch.poll_confirm, PollConfirm::Settle);
         assert_eq!(s.state.dir, PathBuf::from("./state"));
         assert_eq!(s.trigger.retry_after_s, 15);
         assert_eq!(s.trigger.max_content_bytes, 16 * 1024 * 1024);
@@ -597,10 +644,41 @@ mod tests {
                 "watch.poll_interval_s",
             ),
             ("FILETRIGGER__WATCH__EXCLUDE", "a[", "watch.exclude"),
+            (
+                "FILETRIGGER__WATCH__SETTLE_AFTER_CLOSE_MS",
+                "-1",
+                "watch.settle_after_close_ms",
+            ),
+            (
+                "FILETRIGGER__WATCH__MAX_OPEN_HOLD_S",
+                "0",
+                "watch.max_open_hold_s",
+            ),
+            (
+                "FILETRIGGER__WATCH__POLL_CONFIRM",
+                "twice",
+                "watch.poll_confirm",
+            ),
         ] {
             let err = load(None, env(&[(k, v)])).unwrap_err();
             assert!(err.to_string().contains(key), "{k}={v}: {err}");
         }
+    }
+
+    #[test]
+    fn the_writer_keys_load_from_the_environment() {
+        let s = load(
+            None,
+            env(&[
+                ("FILETRIGGER__WATCH__SETTLE_AFTER_CLOSE_MS", "0"),
+                ("FILETRIGGER__WATCH__MAX_OPEN_HOLD_S", "604800"),
+                ("FILETRIGGER__WATCH__POLL_CONFIRM", "two_scans"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.watch.settle_after_close_ms, 0);
+        assert_eq!(s.watch.max_open_hold_s, 604_800);
+        assert_eq!(s.watch.poll_confirm, PollConfirm::TwoScans);
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub mod stamp;
 pub mod swap;
 pub mod tls;
 pub mod watch;
+pub mod writers;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,6 +71,10 @@ pub async fn start(
     notifier: sd::Notifier,
 ) -> Result<(), Error> {
     settings.prepare_dirs()?;
+    // Before any writer probe: a lease break's SIGIO must not end the process.
+    if let Err(e) = writers::init() {
+        tracing::warn!(error = %e, "cannot ignore SIGIO; writer probes are off");
+    }
     let auth = auth::Auth::load(&settings.auth)?;
     let tls = Arc::new(http::Swap::new(tls::load(&settings.server.tls)?));
     let root =

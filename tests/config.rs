@@ -133,6 +133,61 @@ fn other_bad_values_name_their_key() {
 }
 
 #[test]
+fn bad_writer_settings_name_their_key() {
+    let site = Site::new();
+    for (k, v, key, also) in [
+        (
+            "FILETRIGGER__WATCH__SETTLE_AFTER_CLOSE_MS",
+            "abc",
+            "watch.settle_after_close_ms",
+            "",
+        ),
+        (
+            "FILETRIGGER__WATCH__SETTLE_AFTER_CLOSE_MS",
+            "86400001",
+            "watch.settle_after_close_ms",
+            "one day",
+        ),
+        (
+            "FILETRIGGER__WATCH__MAX_OPEN_HOLD_S",
+            "0",
+            "watch.max_open_hold_s",
+            "604800",
+        ),
+        (
+            "FILETRIGGER__WATCH__MAX_OPEN_HOLD_S",
+            "604801",
+            "watch.max_open_hold_s",
+            "604800",
+        ),
+        (
+            "FILETRIGGER__WATCH__POLL_CONFIRM",
+            "twice",
+            "watch.poll_confirm",
+            "two_scans",
+        ),
+    ] {
+        let out = run_with_env(&site, &[(k, v)]);
+        let also: &[&str] = if also.is_empty() { &[] } else { &[also] };
+        assert_config_error(&format!("{k}={v}"), &out, key, also);
+    }
+    let out = run_with_file(&site, "pc.toml", "[watch]\npoll_confirm = \"two-scans\"\n");
+    assert_config_error(
+        "file poll_confirm=two-scans",
+        &out,
+        "watch.poll_confirm",
+        &[],
+    );
+    let out = run_with_file(&site, "hold.toml", "[watch]\nmax_open_hold_s = -1\n");
+    assert_config_error(
+        "file max_open_hold_s=-1",
+        &out,
+        "watch.max_open_hold_s",
+        &[],
+    );
+}
+
+#[test]
 fn server_listen_that_is_not_a_socket_address_is_refused() {
     let site = Site::new();
     for bad in [
