@@ -4,7 +4,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -683,7 +683,9 @@ pub fn root_or_skip(test_binary: &str, test: &str, why: &str) -> bool {
         std::env::var_os(REQUIRE_ROOT).is_none(),
         "{line} ({REQUIRE_ROOT} is set, so skipping is a failure)"
     );
-    eprintln!("{line}");
+    // Straight to the process's stderr: the test harness captures `eprintln!`, and this
+    // line must be seen.
+    let _ = writeln!(std::io::stderr(), "{line}");
     false
 }
 
