@@ -9,14 +9,12 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body::{Body as _, Frame, SizeHint};
+use http_body::Body as _;
 use http_body_util::{combinators::BoxBody, BodyExt, Full};
 use hyper::header::{
     HeaderValue, ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HOST, LOCATION, RETRY_AFTER,
@@ -27,7 +25,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use percent_encoding::{percent_decode_str, utf8_percent_encode, CONTROLS};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{Auth, Verdict};
@@ -604,22 +602,9 @@ fn accepted(location: HeaderValue, retry: u32) -> Response<Body> {
 }
 
 fn ok(offer: Offer, location: HeaderValue, retry: u32) -> Response<Body> {
-    let body: Body = match offer::body(offer) {
-        offer::Body::Full(bytes) => full(bytes),
-        offer::Body::Stream {
-            head,
-            file,
-            size,
-            tail,
-            len,
-        } => {
-            let (tx, rx) = mpsc::channel(4);
-            tokio::task::spawn_blocking(move || offer::stream_into(head, file, size, tail, tx));
-            ChannelBody { rx, left: len }.boxed()
-        }
-    };
+    let body = offer::body(offer);
     let len = body.size_hint().exact();
-    let mut r = Response::new(body);
+    let mut r = Response::new(body.boxed());
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     if let Some(len) = len {
@@ -629,44 +614,6 @@ fn ok(offer: Offer, location: HeaderValue, retry: u32) -> Response<Body> {
     r.headers_mut().insert(LOCATION, location);
     r.headers_mut().insert(RETRY_AFTER, retry_after(retry));
     r
-}
-
-/// A body fed by a blocking reader through a channel, with an exact length.
-struct ChannelBody {
-    rx: mpsc::Receiver<std::io::Result<Bytes>>,
-    left: u64,
-}
-
-impl http_body::Body for ChannelBody {
-    type Data = Bytes;
-    type Error = std::io::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
-        match self.rx.poll_recv(cx) {
-            Poll::Ready(Some(Ok(bytes))) => {
-                self.left = self.left.saturating_sub(bytes.len() as u64);
-                Poll::Ready(Some(Ok(Frame::data(bytes))))
-            }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
-            Poll::Ready(None) if self.left > 0 => Poll::Ready(Some(Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "the file ended before its indexed size",
-            )))),
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.left)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.left == 0
-    }
 }
 
 /// Entry points for the fuzz targets in `tests/fuzz` (see README "Fuzzing"); not an API.
