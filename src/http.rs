@@ -29,12 +29,13 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{Auth, Verdict};
+use crate::cursor::FirstCursor;
 pub use crate::swap::Swap;
 
 use crate::health::Health;
-use crate::index::{IndexReader, WriterHandle};
+use crate::index::IndexReader;
 use crate::offer::{self, Offer};
-use crate::stamp::{Stamp, StampClock, EXAMPLE};
+use crate::stamp::{Stamp, EXAMPLE};
 
 /// The body type of every answer.
 pub type Body = BoxBody<Bytes, std::io::Error>;
@@ -46,9 +47,6 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_URI: usize = 4096;
 /// `Location` must stay under this many bytes (Logic Apps' limit is about 2 KB).
 const MAX_LOCATION: usize = 2048;
-/// How far ahead a first-call cursor reservation reaches, so first calls write at most
-/// about once per this interval.
-const RESERVATION_LEASE: i64 = 1_000_000_000;
 /// The query parameter that carries the cursor.
 const CURSOR: &str = "triggerState";
 
@@ -57,10 +55,8 @@ const CURSOR: &str = "triggerState";
 pub struct AppState {
     /// Read side of the index.
     pub reader: IndexReader,
-    /// Write side, for cursor reservations.
-    pub writer: WriterHandle,
-    /// The stamp clock.
-    pub clock: Arc<StampClock>,
+    /// First-call cursors.
+    pub(crate) first_cursor: FirstCursor,
     /// Status for `/healthz`.
     pub health: Arc<Health>,
     /// The watched directory, absolute.
@@ -540,16 +536,10 @@ async fn try_poll<B>(
     let query = parse_query(req.uri().query().unwrap_or(""))?;
     let base = base_url(state, peer, secure, req)?;
     let Some(cursor) = query.cursor else {
-        let now = state.clock.cursor_now();
-        if now > state.clock.reserved() {
-            let upto = Stamp(now.0.saturating_add(RESERVATION_LEASE));
-            if let Err(e) = state.writer.reserve(upto).await {
-                tracing::error!(error = %e, "cannot record a cursor reservation");
-                return Err(RequestError::Unavailable(
-                    "the index cannot be written right now",
-                ));
-            }
-        }
+        let now = state.first_cursor.now().await.map_err(|e| {
+            tracing::error!(error = %e, "cannot record a cursor reservation");
+            RequestError::Unavailable("the index cannot be written right now")
+        })?;
         return location(&base, req, &query.pairs, now).map(|loc| accepted(loc, state.retry_after));
     };
     // Nothing new keeps the cursor exactly as the client sent it.
@@ -687,8 +677,7 @@ mod tests {
         let (writer, _join) = index.start_writer(4).unwrap();
         let state = AppState {
             reader: index.reader(),
-            writer,
-            clock: index.clock(),
+            first_cursor: FirstCursor::new(index.clock(), writer),
             health: Arc::new(Health::default()),
             root: dir.path().to_path_buf(),
             public_url: None,

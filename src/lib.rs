@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod config;
 pub mod confine;
+mod cursor;
 pub mod discover;
 pub mod error;
 pub mod filter;
@@ -125,8 +126,7 @@ pub async fn start(
     ));
     let state = Arc::new(http::AppState {
         reader: index.reader(),
-        writer: writer.clone(),
-        clock: index.clock(),
+        first_cursor: cursor::FirstCursor::new(index.clock(), writer.clone()),
         health,
         root,
         public_url: settings.server.public_url.clone(),

@@ -145,7 +145,7 @@ impl StampClock {
     /// A cursor meaning "now" for a first call: later than no stamp yet to come.
     ///
     /// The caller must make sure `reserved() >= ` the returned value before handing it
-    /// out (see [`StampClock::reserve`]), so that it also holds across a restart.
+    /// out, so that it also holds across a restart: `cursor::FirstCursor` does both.
     pub fn cursor_now(&self) -> Stamp {
         let mut floor = self.floor.lock().unwrap_or_else(PoisonError::into_inner);
         let cursor = self.wall.now().max(*floor);
