@@ -4,7 +4,7 @@
 //! are skipped), the JSON body with Logic Apps' `$content-type`/`$content` convention,
 //! the lossless text form of a path that is not UTF-8, and the body ready to send
 //! (streaming base64 content from disk without holding a large file in memory).
-//! Does not own: the cursor in `Location`, status codes or headers (`http`).
+//! Does not own: the cursor in `Location`, status codes or headers (`routes::trigger`).
 
 use std::fs::File;
 use std::io::Read;

@@ -4,7 +4,7 @@
 //! form, and the [`StampClock`] that hands out unique, strictly increasing stamps that
 //! never go backwards even when the wall clock does.
 //! Does not own: persistence of the clock's floor (the index writer stores it) or the
-//! HTTP handling of a bad cursor (`http` maps [`StampParseError`] to a `400`).
+//! HTTP handling of a bad cursor (`routes` maps [`StampParseError`] to a `400`).
 
 use std::fmt;
 use std::sync::atomic::{AtomicI64, Ordering};
