@@ -48,6 +48,7 @@ pub const KEYS: &[&str] = &[
     "auth.basic_file",
     "auth.api_key_file",
     "auth.api_key_header",
+    "metrics.public_on_loopback",
 ];
 
 /// The whole configuration, validated.
@@ -64,6 +65,17 @@ pub struct Settings {
     pub trigger: TriggerSettings,
     /// `[auth]`
     pub auth: AuthSettings,
+    /// `[metrics]`
+    pub metrics: MetricsSettings,
+}
+
+/// `[metrics]`: who may read `GET /metrics`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// `metrics.public_on_loopback`: `/metrics` answers a loopback peer without
+    /// authentication.
+    pub public_on_loopback: bool,
 }
 
 /// `[server]`: where to listen and how clients reach us.

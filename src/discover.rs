@@ -5,8 +5,8 @@
 //! each adds the directory watches before it reads); feeding the [`Settler`] (or, for many
 //! new files at once, [`Bulk`]); stat'ing each due file once more and sending complete
 //! versions and removals to the index writer; checking the watched directory every
-//! second; and publishing the status (`health`): ready after the start-up walk, the
-//! watcher's state, the pending count.
+//! second; publishing the status (`health`): ready after the start-up walk, the
+//! watcher's state, the pending count; and counting lost events and rescans (`metrics`).
 //! Does not own: the notify thread and naming its events (`watch`), when to scan and the
 //! watcher's state (`schedule`), walking and the deletion-check guards (`scan`), when a
 //! file is complete (`settle`), or the store (`index`).
@@ -44,6 +44,7 @@ use crate::error::IndexError;
 use crate::filter::Filter;
 use crate::health::Health;
 use crate::index::{FileVersion, IndexReader, WriteOp, WriterHandle};
+use crate::metrics::{Metrics, Overflow};
 use crate::scan;
 use crate::schedule::{Scan, ScanKind, Schedule};
 use crate::settle::{Bulk, Settler};
@@ -86,6 +87,8 @@ pub struct Discover {
     pub writer: WriterHandle,
     /// Status for `/healthz`.
     pub health: Arc<Health>,
+    /// Counters for `/metrics`.
+    pub metrics: Arc<Metrics>,
 }
 
 /// What an event said about a file, as far as its quiet time goes.
@@ -146,6 +149,8 @@ pub async fn run(
         tx: found_tx,
         cancel: token.clone(),
         watches,
+        health: d.health.clone(),
+        metrics: d.metrics.clone(),
     };
     let mut st = State {
         settler: Settler::new(d.settle),
@@ -172,6 +177,7 @@ pub async fn run(
             biased;
             _ = token.cancelled() => break,
             _ = dropped.notified() => {
+                st.d.metrics.overflow(Overflow::Queue);
                 st.sched.want_full("the watcher's channel was full and events were dropped");
             }
             _ = st.d.reader.stats().needs_rescan.notified() => {
@@ -200,6 +206,9 @@ impl State {
         while let Some(scan) = self.sched.next_start() {
             if let Scan::Full(why) = scan {
                 tracing::info!(reason = why, "full scan");
+                if self.d.health.is_ready() {
+                    self.d.metrics.rescan();
+                }
             }
             let kind = scan.kind();
             let job = self.job.clone();
@@ -305,6 +314,7 @@ impl State {
                 // Its halves came before it as `Remove(from)` and `Create(to)`.
                 Change::Rename { .. } => {}
                 Change::Rescan(why) => {
+                    self.d.metrics.overflow(Overflow::Kernel);
                     tracing::warn!(reason = why, "events were lost; rescanning");
                     self.sched.want_full(why);
                 }

@@ -1,18 +1,23 @@
 //! What `/healthz` reports, and what it answers.
 //!
 //! Owns: the shared status (readiness, the watcher's state, whether the watched directory
-//! can be listed, the pending count, the last full scan), and [`answer`]: the decision of
-//! what `/healthz` answers (status code, status word, body fields, `Retry-After`).
+//! can be listed, the pending count, the last full scan, the running full scan's progress
+//! ([`ScanProgress`])), [`status`] (whether the daemon serves, and the status word), and
+//! [`answer`]: the decision of what `/healthz` answers (status code, status word, body
+//! fields, `Retry-After`).
 //! Does not own: deciding readiness or the watcher's state (`discover` publishes them,
-//! from its [`Schedule`](crate::schedule::Schedule)), the index's counters (`index`), or
-//! sending the answer (`routes::health`).
+//! from its [`Schedule`](crate::schedule::Schedule)), counting a scan's walk (`scan`, into
+//! the counters held here), the index's counters (`index`), or sending the answer
+//! (`routes::health`).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use hyper::StatusCode;
 
 use crate::index::IndexStats;
+use crate::scan::WalkCounts;
 use crate::stamp::Stamp;
 
 /// The watcher's state, as `/healthz` shows it (`"watcher"`).
@@ -51,6 +56,7 @@ pub struct Health {
     last_rescan: Mutex<Option<Stamp>>,
     pending: AtomicU64,
     root_ok: AtomicBool,
+    scan: ScanProgress,
 }
 
 impl Default for Health {
@@ -61,7 +67,82 @@ impl Default for Health {
             last_rescan: Mutex::default(),
             pending: AtomicU64::default(),
             root_ok: AtomicBool::new(true),
+            scan: ScanProgress::default(),
         }
+    }
+}
+
+/// The running full scan: the scan thread counts its walk here (atomics), `/healthz`, the
+/// progress reports (`progress`) and `/metrics` read it. Full scans run one at a time.
+#[derive(Debug, Default)]
+pub struct ScanProgress {
+    walked: WalkCounts,
+    /// When the running full scan started; `None` while none runs.
+    started: Mutex<Option<Instant>>,
+}
+
+/// A snapshot of the running full scan.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Progress {
+    /// Directories read so far.
+    pub directories: u64,
+    /// Files walked so far.
+    pub files: u64,
+    /// Since the scan started.
+    pub elapsed: Duration,
+}
+
+impl Progress {
+    /// Files walked per second since the start.
+    pub fn files_per_second(&self) -> u64 {
+        let s = self.elapsed.as_secs_f64();
+        if s > 0.0 {
+            (self.files as f64 / s) as u64
+        } else {
+            0
+        }
+    }
+}
+
+/// Marks a full scan as running until dropped (so an early return ends it too).
+#[derive(Debug)]
+pub struct Running<'a>(&'a ScanProgress);
+
+impl Running<'_> {
+    /// The counters the walk adds to.
+    pub fn counts(&self) -> &WalkCounts {
+        &self.0.walked
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        *self
+            .0
+            .started
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
+    }
+}
+
+impl ScanProgress {
+    /// A full scan starts: its counters start from zero.
+    pub fn begin(&self) -> Running<'_> {
+        let mut started = self.started.lock().unwrap_or_else(PoisonError::into_inner);
+        self.walked.directories.store(0, Ordering::Relaxed);
+        self.walked.files.store(0, Ordering::Relaxed);
+        *started = Some(Instant::now());
+        Running(self)
+    }
+
+    /// The running full scan's progress, or `None` while none runs.
+    pub fn now(&self) -> Option<Progress> {
+        let started = *self.started.lock().unwrap_or_else(PoisonError::into_inner);
+        started.map(|at| Progress {
+            directories: self.walked.directories.load(Ordering::Relaxed),
+            files: self.walked.files.load(Ordering::Relaxed),
+            elapsed: at.elapsed(),
+        })
     }
 }
 
@@ -128,6 +209,11 @@ impl Health {
     pub fn set_pending(&self, n: usize) {
         self.pending.store(n as u64, Ordering::Relaxed);
     }
+
+    /// The running full scan.
+    pub fn scan(&self) -> &ScanProgress {
+        &self.scan
+    }
 }
 
 /// What `/healthz` answers.
@@ -137,25 +223,41 @@ pub struct Answer {
     pub code: StatusCode,
     /// `Retry-After` (seconds) with a `503`.
     pub retry_after_s: Option<u32>,
-    /// The JSON body: `{"status","filesIndexed","pending","watcher","lastRescan"}`.
+    /// The JSON body: `{"status","filesIndexed","pending","watcher","lastRescan","scan"}`;
+    /// `scan` is `null`, or while a full scan runs (the start-up scan behind a `503`
+    /// `starting`) `{"directories","files","filesPerSecond","elapsedSeconds"}`.
     pub body: String,
+}
+
+/// Whether the daemon serves normally now, and the status word `/healthz` shows.
+pub fn status(health: &Health, index: &IndexStats) -> (bool, &'static str) {
+    verdict(
+        health.is_ready(),
+        index.failing.load(Ordering::Relaxed),
+        health.root_ok(),
+        health.watcher(),
+    )
 }
 
 /// What `/healthz` answers now.
 pub fn answer(health: &Health, index: &IndexStats) -> Answer {
     let watcher = health.watcher();
-    let (ok, status) = verdict(
-        health.is_ready(),
-        index.failing.load(Ordering::Relaxed),
-        health.root_ok(),
-        watcher,
-    );
+    let (ok, status) = status(health, index);
+    let scan = health.scan.now().map(|p| {
+        serde_json::json!({
+            "directories": p.directories,
+            "files": p.files,
+            "filesPerSecond": p.files_per_second(),
+            "elapsedSeconds": p.elapsed.as_secs(),
+        })
+    });
     let body = serde_json::json!({
         "status": status,
         "filesIndexed": index.files.load(Ordering::Relaxed),
         "pending": health.pending(),
         "watcher": watcher.as_str(),
         "lastRescan": health.last_rescan().map(|s| s.to_string()),
+        "scan": scan,
     });
     Answer {
         code: if ok {
@@ -218,8 +320,22 @@ mod tests {
         );
         assert_eq!(
             a.body,
-            r#"{"filesIndexed":3,"lastRescan":null,"pending":0,"status":"starting","watcher":"starting"}"#
+            r#"{"filesIndexed":3,"lastRescan":null,"pending":0,"scan":null,"status":"starting","watcher":"starting"}"#
         );
+        let running = h.scan().begin();
+        running.counts().directories.store(4, Ordering::Relaxed);
+        running.counts().files.store(9, Ordering::Relaxed);
+        let body: serde_json::Value = serde_json::from_str(&answer(&h, &stats).body).unwrap();
+        assert_eq!(body["status"], "starting");
+        assert_eq!(
+            (
+                body["scan"]["directories"].as_u64(),
+                body["scan"]["files"].as_u64()
+            ),
+            (Some(4), Some(9))
+        );
+        drop(running);
+        assert!(h.scan().now().is_none());
         h.set_ready(true);
         h.set_watcher(Watcher::Degraded);
         h.set_pending(2);

@@ -2,7 +2,8 @@
 //!
 //! Owns: the redb store under `state.dir`, its schema, the single writer (one thread that
 //! drains a channel and commits in batches), the read side used by polls and scans, and
-//! the durable part of the stamp clock (its floor and cursor reservations).
+//! the durable part of the stamp clock (its floor and cursor reservations), and the
+//! counters it publishes in [`IndexStats`] (files, commit latency and failures).
 //! Does not own: deciding when a file is complete (`settle`), reading file contents
 //! (`offer`), or the cursor's text form (`stamp`).
 //!
@@ -107,6 +108,10 @@ pub struct IndexStats {
     /// changes dropped meanwhile are found again by a full scan, which discovery starts
     /// when it is woken here.
     pub needs_rescan: tokio::sync::Notify,
+    /// How long each commit of a batch took (for `/metrics`).
+    pub commit_seconds: crate::metrics::Seconds,
+    /// Commits of a batch that failed (for `/metrics`).
+    pub commit_failures: AtomicU64,
 }
 
 /// The open store. After an I/O error (a full or read-only disk) redb fails every later
@@ -370,9 +375,11 @@ impl Writer {
                     other => ops.push(other),
                 }
             }
+            let began = Instant::now();
             let result = self.commit(&ops, reserve);
             match &result {
                 Ok(added) => {
+                    self.stats.commit_seconds.observe(began.elapsed());
                     if *added > 0 {
                         tracing::debug!(added, "indexed");
                     }
@@ -384,6 +391,7 @@ impl Writer {
                     }
                 }
                 Err(e) => {
+                    self.stats.commit_failures.fetch_add(1, Ordering::Relaxed);
                     self.stats.failing.store(true, Ordering::Relaxed);
                     tracing::error!(
                         error = %e,

@@ -13,7 +13,9 @@ pub mod error;
 pub mod filter;
 pub mod health;
 pub mod index;
+pub mod metrics;
 pub mod offer;
+pub mod progress;
 pub mod routes;
 pub mod scan;
 pub mod schedule;
@@ -109,6 +111,14 @@ pub async fn start(
     };
     tracing::info!(dir = %root.display(), recursive = settings.watch.recursive, "watching");
 
+    let state = Arc::new(routes::AppState::new(
+        &settings,
+        &index,
+        writer.clone(),
+        health.clone(),
+        root.clone(),
+        auth,
+    ));
     let discover_token = token.child_token();
     let mut discovery = tokio::spawn(discover::run(
         discover::Discover {
@@ -126,18 +136,11 @@ pub async fn start(
             reader: index.reader(),
             writer: writer.clone(),
             health: health.clone(),
+            metrics: state.metrics.clone(),
         },
         watch_rx,
         watch_handle.dropped.clone(),
         discover_token.clone(),
-    ));
-    let state = Arc::new(routes::AppState::new(
-        &settings,
-        &index,
-        writer.clone(),
-        health,
-        root,
-        auth,
     ));
     tokio::spawn(reload_on_sighup(
         settings.clone(),
@@ -148,6 +151,12 @@ pub async fn start(
     if let Some(keep) = settings.state.retention {
         tokio::spawn(prune(writer.clone(), index.clock(), keep, token.clone()));
     }
+    tokio::spawn(progress::run(
+        health,
+        index.reader(),
+        notifier.clone(),
+        token.clone(),
+    ));
     tokio::spawn(report_to_systemd(
         state.clone(),
         notifier.clone(),

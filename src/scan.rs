@@ -17,7 +17,7 @@ use std::ops::ControlFlow;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{LazyLock, Mutex, PoisonError};
 
 use tokio_util::sync::CancellationToken;
@@ -26,9 +26,6 @@ use crate::error::IndexError;
 use crate::filter::Filter;
 use crate::index::{FileVersion, Snapshot};
 use crate::stamp::Stamp;
-
-/// How often a long scan logs its progress.
-const PROGRESS_EVERY: u64 = 100_000;
 
 /// Unreadable paths remembered at most. When full, the set is emptied: paths deleted
 /// while unreadable are never seen again to be forgotten, and a stale set would silence
@@ -114,6 +111,16 @@ fn check_readable(root: &Path, rel: &Path, meta: &Metadata) -> bool {
     }
 }
 
+/// A walk's running counts, for the progress of a long scan: the walk adds to them once
+/// per directory, and anyone may read them meanwhile.
+#[derive(Debug, Default)]
+pub struct WalkCounts {
+    /// Directories read.
+    pub directories: AtomicU64,
+    /// Regular files that pass the filter (as [`ScanReport::files`]).
+    pub files: AtomicU64,
+}
+
 /// What a scan found.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ScanReport {
@@ -156,7 +163,8 @@ pub fn stat_file(root: &Path, rel: &Path, filter: &Filter) -> Option<FileVersion
 ///
 /// `enter` is called with each directory (absolute path) that the walk is about to read,
 /// before it reads it: discovery adds the directory's watch there, so that a file created
-/// in it is either listed by the walk or reported by the watch.
+/// in it is either listed by the walk or reported by the watch. `counts` is added to after
+/// each directory read, for whoever reports the walk's progress.
 ///
 /// The walk reads one directory at a time, stats its entries relative to the directory
 /// (no path resolution from the root per file, as `find` does) and checks the whole
@@ -169,6 +177,7 @@ pub fn scan(
     filter: &Filter,
     known: &Snapshot,
     cancel: &CancellationToken,
+    counts: &WalkCounts,
     mut enter: impl FnMut(&Path) + Send,
     mut emit: impl FnMut(FileVersion) -> bool,
 ) -> ScanReport {
@@ -228,6 +237,7 @@ pub fn scan(
                 report.stopped = true;
                 break;
             }
+            let files_before = report.files;
             read_one(
                 root,
                 &dir,
@@ -238,6 +248,10 @@ pub fn scan(
                 &mut found,
                 &mut doubtful,
             );
+            counts.directories.fetch_add(1, Ordering::Relaxed);
+            counts
+                .files
+                .fetch_add(report.files - files_before, Ordering::Relaxed);
             for d in subdirs.drain(..) {
                 if to_watch.send(d).is_ok() {
                     outstanding += 1;
@@ -354,9 +368,6 @@ fn read_one(
             continue;
         }
         report.files += 1;
-        if report.files.is_multiple_of(PROGRESS_EVERY) {
-            tracing::info!(dir = %root.display(), files = report.files, "scanning");
-        }
         if !mode_grants_read(&meta) {
             doubtful.insert(rel.as_os_str().as_bytes().to_vec());
         }
@@ -512,6 +523,7 @@ mod tests {
         let entered = Mutex::new(Vec::new());
         let mut found = Vec::new();
         let snap = index.reader().snapshot().unwrap();
+        let counts = WalkCounts::default();
         let report = scan(
             root,
             Path::new(""),
@@ -519,6 +531,7 @@ mod tests {
             &filter(),
             &snap,
             &CancellationToken::new(),
+            &counts,
             |dir| {
                 let rel = dir.strip_prefix(root).unwrap().display().to_string();
                 entered.lock().unwrap().push(rel);
@@ -531,6 +544,8 @@ mod tests {
         found.sort();
         assert_eq!(found, vec!["a/b/z", "a/c/w", "a/x", "top"]);
         assert_eq!((report.files, report.candidates), (5, 4));
+        let walked = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        assert_eq!((walked(&counts.directories), walked(&counts.files)), (4, 5));
         let mut entered = entered.into_inner().unwrap();
         entered.sort();
         assert_eq!(
@@ -548,6 +563,7 @@ mod tests {
             &filter(),
             &snap,
             &CancellationToken::new(),
+            &WalkCounts::default(),
             |_| {},
             |v| {
                 top.push(String::from_utf8(v.rel).unwrap());

@@ -1,5 +1,5 @@
-//! The systemd notification protocol (`Type=notify`): `READY=1`, `STOPPING=1`, and
-//! watchdog pings.
+//! The systemd notification protocol (`Type=notify`): `READY=1`, `STOPPING=1`, the
+//! `STATUS=` line `systemctl status` shows, and watchdog pings.
 //!
 //! Owns: sending datagrams to `$NOTIFY_SOCKET` (a path, or an abstract name starting with
 //! `@`), and the watchdog interval from `$WATCHDOG_USEC`/`$WATCHDOG_PID`. `main` reads the
@@ -39,6 +39,12 @@ impl Notifier {
     /// How often systemd wants a watchdog ping, if at all.
     pub fn watchdog(&self) -> Option<Duration> {
         self.watchdog
+    }
+
+    /// Sets the one-line status `systemctl status` shows (`STATUS=`; a newline in `text`
+    /// would end the field, so it is replaced by a space).
+    pub fn status(&self, text: &str) {
+        self.notify(&format!("STATUS={}", text.replace('\n', " ")));
     }
 
     /// Sends one notification (`READY=1`, `WATCHDOG=1`, ...). Failures are logged.

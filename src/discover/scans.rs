@@ -4,7 +4,8 @@
 //! (`scan::scan`), adding each directory's watch just before the walk reads it, sending
 //! the versions the index does not know back to discovery in batches ([`Found`]), and,
 //! after a full walk, the deletion check behind its guards
-//! (`scan::deletion_check_allowed`).
+//! (`scan::deletion_check_allowed`); marking a full scan as running for its progress
+//! (`health::ScanProgress`) and recording each walk in the metrics.
 //! Does not own: when scans run (`schedule`), what is done with what they find (the
 //! discovery task in `discover.rs`), or walking itself (`scan`).
 
@@ -19,8 +20,10 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::filter::Filter;
+use crate::health::Health;
 use crate::index::{FileVersion, IndexReader, Snapshot};
-use crate::scan::{self, ScanReport};
+use crate::metrics::Metrics;
+use crate::scan::{self, ScanReport, WalkCounts};
 use crate::schedule::{Scan, ScanKind};
 use crate::stamp::Stamp;
 use crate::watch::{AddError, Watches};
@@ -51,6 +54,8 @@ pub(super) struct ScanJob {
     pub(super) tx: mpsc::Sender<Found>,
     pub(super) cancel: CancellationToken,
     pub(super) watches: Watches,
+    pub(super) health: Arc<Health>,
+    pub(super) metrics: Arc<Metrics>,
 }
 
 impl ScanJob {
@@ -69,10 +74,16 @@ impl ScanJob {
             Scan::Full(_) => PathBuf::new(),
             Scan::Subtree(rel) => PathBuf::from(OsStr::from_bytes(rel)),
         };
-        let Some((started, report)) = self.walk(&sub, &snapshot) else {
+        let kind = scan.kind();
+        let subtree = WalkCounts::default();
+        let running = (kind == ScanKind::Full).then(|| self.health.scan().begin());
+        let counts = running.as_ref().map_or(&subtree, |r| r.counts());
+        let Some((started, report)) = self.walk(&sub, &snapshot, counts) else {
             return;
         };
-        if scan.kind() == ScanKind::Full {
+        drop(running);
+        self.metrics.scanned(kind, started.elapsed(), report.files);
+        if kind == ScanKind::Full {
             self.after_full_walk(started, report, &snapshot);
         }
     }
@@ -80,7 +91,12 @@ impl ScanJob {
     /// Walks `root/sub`, watching each directory before reading it, and sends the new
     /// versions in batches. Returns when the walk started (every stat came after it) and
     /// what it found; `None` if discovery stopped listening.
-    fn walk(&self, sub: &Path, snapshot: &Snapshot) -> Option<(Instant, ScanReport)> {
+    fn walk(
+        &self,
+        sub: &Path,
+        snapshot: &Snapshot,
+        counts: &WalkCounts,
+    ) -> Option<(Instant, ScanReport)> {
         let mut batch = Vec::with_capacity(BATCH);
         let started = Instant::now();
         let mut watching = self.recursive;
@@ -92,6 +108,7 @@ impl ScanJob {
             &self.filter,
             snapshot,
             &self.cancel,
+            counts,
             |dir| watch_dir(watches, tx, root, dir, &mut watching),
             |v| {
                 batch.push(v);

@@ -1,13 +1,18 @@
 //! What a request gets: routing, authentication, and JSON errors, with one module per
-//! route family (`trigger` for `/trigger`, `health` for `/healthz`).
+//! route family (`trigger` for `/trigger`, `health` for `/healthz`, `metrics` for
+//! `/metrics`).
 //!
 //! Owns: the handlers' state ([`AppState`]), the one `match (method, path)`, the request
 //! limits checked before routing (`414`, `413`), the authentication check on every route
-//! but `/healthz`, and mapping every [`RequestError`] to its status in one function.
+//! but `/healthz` (and `/metrics` from a loopback peer with
+//! `metrics.public_on_loopback`), recording each answer in the metrics, and mapping every
+//! [`RequestError`] to its status in one function.
 //! Does not own: connections, TLS and drain (`server`), the polling exchange (`trigger`),
-//! the URL the client sees (`url`), or the credentials themselves (`auth`).
+//! the URL the client sees (`url`), the credentials themselves (`auth`), or the metrics
+//! (`crate::metrics`).
 
 mod health;
+mod metrics;
 mod trigger;
 mod url;
 
@@ -18,8 +23,10 @@ pub mod fuzzing;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
+use http_body::Body as _;
 use http_body_util::{combinators::BoxBody, BodyExt, Full};
 use hyper::header::{HeaderValue, ALLOW, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use hyper::{Method, Request, Response, StatusCode};
@@ -29,6 +36,7 @@ use crate::config::Settings;
 use crate::cursor::FirstCursor;
 use crate::health::Health;
 use crate::index::{Index, IndexReader, WriterHandle};
+use crate::metrics::{Metrics, Route};
 use crate::swap::Swap;
 use url::{UrlPolicy, MAX_LOCATION};
 
@@ -58,6 +66,10 @@ pub struct AppState {
     max_content: u64,
     /// The loaded `[auth]` methods (`None`: no authentication); replaced on SIGHUP.
     pub(crate) auth: Swap<Option<Auth>>,
+    /// What `/metrics` shows; discovery records into it too.
+    pub(crate) metrics: Arc<Metrics>,
+    /// `metrics.public_on_loopback`
+    metrics_public_on_loopback: bool,
 }
 
 impl AppState {
@@ -75,6 +87,8 @@ impl AppState {
         AppState {
             reader: index.reader(),
             first_cursor: FirstCursor::new(index.clock(), writer),
+            metrics: Arc::new(Metrics::new(health.clone(), index.reader())),
+            metrics_public_on_loopback: settings.metrics.public_on_loopback,
             health,
             root,
             urls: UrlPolicy::new(settings),
@@ -86,18 +100,34 @@ impl AppState {
 }
 
 /// Answers one request: limits first, then authentication (every route but `/healthz`),
-/// then the route.
+/// then the route; the answer is counted in the metrics.
 pub async fn handle<B>(
     state: &AppState,
     peer: SocketAddr,
     secure: bool,
     req: Request<B>,
 ) -> Response<Body> {
-    let method = req.method().clone();
-    let path = req.uri().path().to_string();
+    let began = Instant::now();
     let resp = route(state, peer, secure, &req).await;
-    tracing::debug!(%peer, %method, %path, status = resp.status().as_u16(), "request");
+    let status = resp.status().as_u16();
+    state.metrics.answered(
+        Route::of(req.uri().path()),
+        status,
+        began.elapsed(),
+        resp.body().size_hint().exact(),
+    );
+    tracing::debug!(%peer, method = %req.method(), path = %req.uri().path(), status, "request");
     resp
+}
+
+/// Whether `path` is answered to `peer` without authentication: `/healthz` always,
+/// `/metrics` to a loopback peer when `metrics.public_on_loopback` says so.
+fn is_public(state: &AppState, peer: SocketAddr, path: &str) -> bool {
+    match path {
+        "/healthz" => true,
+        "/metrics" => state.metrics_public_on_loopback && peer.ip().to_canonical().is_loopback(),
+        _ => false,
+    }
 }
 
 async fn route<B>(
@@ -120,20 +150,21 @@ async fn route<B>(
         .get(CONTENT_LENGTH)
         .is_some_and(|v| v.as_bytes() != b"0")
         || req.headers().contains_key(hyper::header::TRANSFER_ENCODING);
-    if path != "/healthz" {
+    if !is_public(state, peer, path) {
         if let Some(denied) = authenticate(state, peer, req).await {
             return denied;
         }
     }
     match (method, path) {
-        (&Method::GET, "/trigger") | (&Method::GET, "/healthz") if has_body => error(
+        (&Method::GET, "/trigger" | "/healthz" | "/metrics") if has_body => error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_not_accepted",
             "a GET here takes no request body",
         ),
         (&Method::GET, "/trigger") => trigger::poll(state, peer, secure, req).await,
         (&Method::GET, "/healthz") => health::healthz(state),
-        (_, "/trigger") | (_, "/healthz") => {
+        (&Method::GET, "/metrics") => metrics::metrics(state).await,
+        (_, "/trigger" | "/healthz" | "/metrics") => {
             let mut r = error(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",
