@@ -396,7 +396,7 @@ impl State {
                 // likely an unmounted share showing its empty mount point. Dropping every
                 // entry would offer every file again after the remount; deletions seen
                 // as events are still applied.
-                if report.files == 0 && reader.stats().files.load(std::sync::atomic::Ordering::Relaxed) > 0 {
+                if report.files == 0 && reader.stats().files() > 0 {
                     tracing::warn!(dir = %root.display(), "the watched directory is empty but the index is not; deletion check skipped");
                     return kind;
                 }

@@ -10,7 +10,6 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -356,7 +355,7 @@ fn full(body: impl Into<Bytes>) -> Body {
 
 fn healthz(state: &AppState) -> Response<Body> {
     let stats = state.reader.stats();
-    let failing = stats.failing.load(Ordering::Relaxed);
+    let failing = stats.failing();
     let root_ok = state.health.root_ok();
     let ready = state.health.is_ready() && !failing && root_ok;
     let status = if !state.health.is_ready() {
@@ -373,7 +372,7 @@ fn healthz(state: &AppState) -> Response<Body> {
     };
     let body = serde_json::json!({
         "status": status,
-        "filesIndexed": stats.files.load(Ordering::Relaxed),
+        "filesIndexed": stats.files(),
         "pending": state.health.pending(),
         "watcher": state.health.watcher(),
         "lastRescan": state.health.last_rescan().map(|s| s.to_string()),
@@ -762,7 +761,7 @@ mod tests {
             StatusCode::SERVICE_UNAVAILABLE
         );
         state.health.set_root_ok(true);
-        state.reader.stats().failing.store(true, Ordering::Relaxed);
+        state.reader.stats().set_failing();
         assert_eq!(
             status_of(&state, "/healthz").await,
             StatusCode::SERVICE_UNAVAILABLE
