@@ -91,7 +91,7 @@ pub async fn start(
     let index = index::Index::open(&settings.state.dir, Arc::new(stamp::SystemClock))?;
     tracing::info!(
         index = %index.path().display(),
-        files = index.stats().files.load(std::sync::atomic::Ordering::Relaxed),
+        files = index.stats().files(),
         "index open"
     );
     let (writer, writer_thread) = index
