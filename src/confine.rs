@@ -22,6 +22,15 @@ use rustix::io::Errno;
 /// per-component walk.
 static HAVE_OPENAT2: AtomicBool = AtomicBool::new(true);
 
+/// Directories on the way are only searched, never read (`O_PATH`): like `openat2`'s own
+/// resolution, this needs search permission only, whichever way the file is opened.
+const DIR: OFlags = OFlags::PATH.union(OFlags::DIRECTORY).union(OFlags::CLOEXEC);
+/// The file itself: never a link, and a FIFO swapped in does not block the open.
+const FILE: OFlags = OFlags::RDONLY
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::NONBLOCK)
+    .union(OFlags::CLOEXEC);
+
 /// Opens `root/rel` for reading. Every directory on the way and the file itself must be
 /// reached without a symbolic link; `.`/`..` components are refused.
 ///
@@ -36,18 +45,10 @@ pub fn open_beneath(root: &Path, rel: &[u8]) -> io::Result<File> {
     {
         return Err(io::Error::from(io::ErrorKind::InvalidInput));
     }
-    let dir_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
-    let file_flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
-    let root = openat(CWD, root, dir_flags, Mode::empty())?;
+    let root = openat(CWD, root, DIR, Mode::empty())?;
     if HAVE_OPENAT2.load(Ordering::Relaxed) {
         let how = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS;
-        match openat2(
-            &root,
-            OsStr::from_bytes(rel),
-            file_flags,
-            Mode::empty(),
-            how,
-        ) {
+        match openat2(&root, OsStr::from_bytes(rel), FILE, Mode::empty(), how) {
             Ok(fd) => return Ok(File::from(fd)),
             // Not in this kernel, or refused by a seccomp filter.
             Err(Errno::NOSYS | Errno::PERM) => HAVE_OPENAT2.store(false, Ordering::Relaxed),
@@ -56,16 +57,11 @@ pub fn open_beneath(root: &Path, rel: &[u8]) -> io::Result<File> {
             Err(e) => return Err(e.into()),
         }
     }
-    walk(root, &parts, dir_flags, file_flags)
+    walk(root, &parts)
 }
 
 /// One `openat` per component, each without following a link.
-fn walk(
-    mut dir: OwnedFd,
-    parts: &[&[u8]],
-    dir_flags: OFlags,
-    file_flags: OFlags,
-) -> io::Result<File> {
+fn walk(mut dir: OwnedFd, parts: &[&[u8]]) -> io::Result<File> {
     let (last, dirs) = parts
         .split_last()
         .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
@@ -73,14 +69,14 @@ fn walk(
         dir = openat(
             &dir,
             OsStr::from_bytes(d),
-            dir_flags | OFlags::NOFOLLOW,
+            DIR | OFlags::NOFOLLOW,
             Mode::empty(),
         )?;
     }
     Ok(File::from(openat(
         &dir,
         OsStr::from_bytes(last),
-        file_flags,
+        FILE,
         Mode::empty(),
     )?))
 }
@@ -126,12 +122,8 @@ mod tests {
         std::fs::write(dir.path().join("secret"), b"no").unwrap();
         std::os::unix::fs::symlink(dir.path().join("secret"), root.join("link")).unwrap();
         std::os::unix::fs::symlink(dir.path(), root.join("dirlink")).unwrap();
-        let dir_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
-        let file_flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
-        let walk_to = |parts: &[&[u8]]| {
-            let fd = openat(CWD, &root, dir_flags, Mode::empty()).unwrap();
-            walk(fd, parts, dir_flags, file_flags)
-        };
+        let walk_to =
+            |parts: &[&[u8]]| walk(openat(CWD, &root, DIR, Mode::empty()).unwrap(), parts);
         let mut s = String::new();
         walk_to(&[b"a", b"f"])
             .unwrap()
