@@ -183,7 +183,7 @@ pub async fn start(
             server.await;
         }
     }
-    notifier.notify("STOPPING=1");
+    notifier.stopping();
     discover_token.cancel();
     if !discovery_done {
         failure = discovery_failure(discovery.await, true);
@@ -265,7 +265,7 @@ async fn report_to_systemd(
 ) {
     tokio::select! {
         _ = token.cancelled() => return,
-        _ = state.health.wait_ready() => notifier.notify("READY=1"),
+        _ = state.health.wait_ready() => notifier.ready(),
     }
     let Some(every) = notifier.watchdog() else {
         return;
@@ -276,7 +276,7 @@ async fn report_to_systemd(
             _ = token.cancelled() => return,
             // A failing index is not a hung daemon: the writer recovers by itself once
             // state.dir takes writes again, which a restart would not make happen sooner.
-            _ = tick.tick() => notifier.notify("WATCHDOG=1"),
+            _ = tick.tick() => notifier.watchdog_ping(),
         }
     }
 }
