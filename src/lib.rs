@@ -4,28 +4,28 @@
 //! stamp in a persistent store, and serves `GET /trigger` in the polling-trigger shape
 //! Logic Apps expects. See `README.md` for the map from each concern to its module.
 
-pub mod auth;
+pub(crate) mod auth;
 pub mod config;
-pub mod confine;
+pub(crate) mod confine;
 mod cursor;
-pub mod discover;
+pub(crate) mod discover;
 pub mod error;
-pub mod filter;
+pub(crate) mod filter;
 pub mod health;
 pub mod index;
-pub mod offer;
+pub(crate) mod offer;
 pub mod routes;
 pub mod scan;
-pub mod schedule;
+pub(crate) mod schedule;
 pub mod sd;
 mod server;
-pub mod settle;
+pub(crate) mod settle;
 pub mod shutdown;
 pub mod stamp;
-pub mod swap;
-pub mod tls;
-pub mod watch;
-pub mod writers;
+pub(crate) mod swap;
+pub(crate) mod tls;
+pub(crate) mod watch;
+pub(crate) mod writers;
 
 use std::sync::Arc;
 use std::time::Duration;
