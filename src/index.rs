@@ -11,6 +11,9 @@
 //!   current file version; "next after cursor" is one B-tree range step.
 //! - `files`: relative path bytes → (size, mtime ns, inode, stamp). The version last
 //!   indexed at each path, so a scan can tell new versions from known ones.
+//! - `still_open`: stamp → (). The offers made while the file was still open for writing
+//!   (held for `watch.max_open_hold_s`). Added after schema 1 without changing it: an
+//!   older index gets the empty table on open, so its entries read as not still open.
 //! - `meta`: `schema_version`, `floor` (greatest stamp handed out), `reserved` (cursors
 //!   up to here may have been handed out).
 
@@ -39,6 +42,7 @@ type FileValue = (u64, i64, u64, i64);
 const OFFERS: TableDefinition<i64, OfferValue> = TableDefinition::new("offers");
 const FILES: TableDefinition<&[u8], FileValue> = TableDefinition::new("files");
 const META: TableDefinition<&str, i64> = TableDefinition::new("meta");
+const STILL_OPEN: TableDefinition<i64, ()> = TableDefinition::new("still_open");
 
 /// redb's page cache (its default is 1 GiB, which a large index fills: about 150 MB at
 /// 1,000,000 files). Polls touch a few pages each and scans read in key order, so a small
@@ -78,6 +82,10 @@ impl FileVersion {
 pub enum WriteOp {
     /// A settled file: indexed with a new stamp unless this exact version is known.
     Upsert(FileVersion),
+    /// As [`WriteOp::Upsert`], for a version offered while still open for writing (its
+    /// offer says `"stillOpen": true`). A later `Upsert` of the same version (its writer
+    /// closed it without writing more) is indexed again, with a new stamp and unmarked.
+    UpsertStillOpen(FileVersion),
     /// A path that no longer holds a file; with a stamp, only if that is still the
     /// version indexed there (a scan's late verdict must not remove a newer version).
     Remove(Vec<u8>, Option<Stamp>),
@@ -202,6 +210,8 @@ impl Index {
                 .map_err(|e| IndexError::store("open offers")(e.into()))?;
             txn.open_table(FILES)
                 .map_err(|e| IndexError::store("open files")(e.into()))?;
+            txn.open_table(STILL_OPEN)
+                .map_err(|e| IndexError::store("open still_open")(e.into()))?;
             let get = |m: &redb::Table<&str, i64>, k: &str| -> Result<Option<i64>, IndexError> {
                 Ok(m.get(k)
                     .map_err(|e| IndexError::store("read meta")(e.into()))?
@@ -485,23 +495,35 @@ impl Writer {
             let mut offers = txn.open_table(OFFERS).map_err(|e| s("offers")(e.into()))?;
             let mut files = txn.open_table(FILES).map_err(|e| s("files")(e.into()))?;
             let mut meta = txn.open_table(META).map_err(|e| s("meta")(e.into()))?;
+            let mut open = txn
+                .open_table(STILL_OPEN)
+                .map_err(|e| s("still_open")(e.into()))?;
             for op in ops {
                 match op {
-                    WriteOp::Upsert(v) => {
+                    WriteOp::Upsert(v) | WriteOp::UpsertStillOpen(v) => {
+                        let still_open = matches!(op, WriteOp::UpsertStillOpen(_));
                         let known = files
                             .get(v.rel.as_slice())
                             .map_err(|e| s("get")(e.into()))?
                             .map(|g| g.value());
                         if let Some((size, mtime, ino, old)) = known {
-                            if v.same_version(size, Stamp(mtime), ino) {
+                            let was_open = open.get(old).map_err(|e| s("get")(e.into()))?.is_some();
+                            // The same version is indexed again only to drop the mark.
+                            if v.same_version(size, Stamp(mtime), ino) && (still_open || !was_open)
+                            {
                                 continue;
                             }
                             offers.remove(old).map_err(|e| s("remove")(e.into()))?;
+                            open.remove(old).map_err(|e| s("remove")(e.into()))?;
                         }
                         let stamp = self.clock.next_stamp();
                         offers
                             .insert(stamp.0, (v.rel.as_slice(), v.size, v.mtime.0, v.ino))
                             .map_err(|e| s("insert")(e.into()))?;
+                        if still_open {
+                            open.insert(stamp.0, ())
+                                .map_err(|e| s("insert")(e.into()))?;
+                        }
                         files
                             .insert(v.rel.as_slice(), (v.size, v.mtime.0, v.ino, stamp.0))
                             .map_err(|e| s("insert")(e.into()))?;
@@ -518,6 +540,7 @@ impl Writer {
                                     .remove(rel.as_slice())
                                     .map_err(|e| s("remove")(e.into()))?;
                                 offers.remove(old).map_err(|e| s("remove")(e.into()))?;
+                                open.remove(old).map_err(|e| s("remove")(e.into()))?;
                             }
                         }
                     }
@@ -547,11 +570,14 @@ impl Writer {
                                 .remove(rel.as_slice())
                                 .map_err(|e| s("remove")(e.into()))?;
                             offers.remove(old).map_err(|e| s("remove")(e.into()))?;
+                            open.remove(old).map_err(|e| s("remove")(e.into()))?;
                         }
                     }
                     WriteOp::Prune(before) => {
                         offers
                             .retain_in(..before.0, |_, _| false)
+                            .map_err(|e| s("prune")(e.into()))?;
+                        open.retain_in(..before.0, |_, _| false)
                             .map_err(|e| s("prune")(e.into()))?;
                     }
                     WriteOp::Reserve(..) | WriteOp::Stop => {}
@@ -596,6 +622,8 @@ impl std::fmt::Debug for IndexReader {
 pub struct Snapshot {
     offers: ReadOnlyTable<i64, OfferValue>,
     files: ReadOnlyTable<&'static [u8], FileValue>,
+    /// `None` for an index that never had the table (it reads as empty).
+    still_open: Option<ReadOnlyTable<i64, ()>>,
 }
 
 impl IndexReader {
@@ -624,6 +652,11 @@ impl IndexReader {
         Ok(Snapshot {
             offers: txn.open_table(OFFERS).map_err(|e| s("offers")(e.into()))?,
             files: txn.open_table(FILES).map_err(|e| s("files")(e.into()))?,
+            still_open: match txn.open_table(STILL_OPEN) {
+                Ok(t) => Some(t),
+                Err(redb::TableError::TableDoesNotExist(_)) => None,
+                Err(e) => return Err(s("still_open")(e.into())),
+            },
         })
     }
 }
@@ -639,6 +672,8 @@ pub struct Found<T> {
     pub checked: T,
     /// Whether another entry follows it.
     pub more: bool,
+    /// Offered while still open for writing ([`WriteOp::UpsertStillOpen`]).
+    pub still_open: bool,
 }
 
 impl Snapshot {
@@ -673,11 +708,19 @@ impl Snapshot {
             };
             if let Some(checked) = check(&version) {
                 let more = range.next().is_some();
+                let still_open = match &self.still_open {
+                    Some(t) => t
+                        .get(k.value())
+                        .map_err(|e| s("still_open")(e.into()))?
+                        .is_some(),
+                    None => false,
+                };
                 return Ok(Some(Found {
                     stamp: Stamp(k.value()),
                     version,
                     checked,
                     more,
+                    still_open,
                 }));
             }
             skipped += 1;
@@ -861,6 +904,46 @@ mod tests {
         assert_eq!(second.len(), 1, "the old version's entry is gone");
         assert!(second[0].0 > first[0].0);
         assert_eq!(r.stats().files.load(Ordering::Relaxed), 1);
+    }
+
+    fn open_marks(r: &IndexReader) -> Vec<(String, bool)> {
+        let snap = r.snapshot().unwrap();
+        let mut out = Vec::new();
+        let mut c = Stamp::MIN;
+        while let Some(f) = snap.first_after(c, 10, |_| Some(())).unwrap() {
+            out.push((String::from_utf8(f.version.rel).unwrap(), f.still_open));
+            c = f.stamp;
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_still_open_offer_is_marked_and_the_same_version_closed_is_offered_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::open(dir.path(), Arc::new(SystemClock)).unwrap();
+        let (w, _join) = index.start_writer(16).unwrap();
+        let r = index.reader();
+        apply(
+            &w,
+            vec![
+                WriteOp::UpsertStillOpen(version("log", 1)),
+                WriteOp::UpsertStillOpen(version("log", 1)),
+                WriteOp::Upsert(version("plain", 1)),
+            ],
+        )
+        .await;
+        assert_eq!(
+            open_marks(&r),
+            vec![("log".into(), true), ("plain".into(), false)]
+        );
+        // Its writer closed it without writing more: indexed again, unmarked.
+        apply(&w, vec![WriteOp::Upsert(version("log", 1))]).await;
+        assert_eq!(
+            open_marks(&r),
+            vec![("plain".into(), false), ("log".into(), false)]
+        );
+        apply(&w, vec![WriteOp::Upsert(version("log", 1))]).await;
+        assert_eq!(open_marks(&r).len(), 2, "not again");
     }
 
     #[tokio::test]

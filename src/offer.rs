@@ -51,6 +51,8 @@ pub struct Offer {
     pub content: Content,
     /// Whether more entries follow it.
     pub more: bool,
+    /// Offered while still open for writing (`"stillOpen": true` in the body).
+    pub still_open: bool,
 }
 
 /// Finds the oldest live file indexed after `cursor` (blocking).
@@ -71,6 +73,7 @@ pub fn next_after(
             version: f.version,
             content: f.checked,
             more: f.more,
+            still_open: f.still_open,
         }))
 }
 
@@ -176,6 +179,9 @@ struct Meta<'a> {
     content_type: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     content_omitted: Option<&'a str>,
+    /// Present (true) only for a file offered while still open for writing.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    still_open: bool,
 }
 
 /// A `200` body: either complete, or a head and a tail around streamed base64 content.
@@ -221,6 +227,7 @@ pub fn body(offer: Offer) -> Body {
         indexed_at: offer.stamp.to_string(),
         content_type,
         content_omitted: omitted,
+        still_open: offer.still_open,
     };
     // Serializing a struct of strings and numbers cannot fail.
     let mut json = serde_json::to_string(&meta).unwrap_or_else(|_| "{}".into());
@@ -348,6 +355,7 @@ mod tests {
             },
             content: Content::Stream(file),
             more: false,
+            still_open: false,
         };
         let Body::Stream {
             head,
