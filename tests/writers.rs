@@ -306,3 +306,37 @@ fn without_the_probe_a_file_open_before_the_start_falls_back_to_the_settle_time(
     assert_eq!(p.got.len(), 2, "{}", d.log());
     assert_complete(&p.got[1], "early.dat", &slow_content());
 }
+
+#[test]
+fn poll_mode_with_two_scans_offers_a_file_once_two_scans_saw_it_unchanged() {
+    let site = Site::new();
+    let d = site.daemon(
+        1000,
+        &[
+            POLL_EVERY,
+            ("FILETRIGGER__WATCH__MODE", "poll"),
+            ("FILETRIGGER__WATCH__POLL_INTERVAL_S", "1"),
+            ("FILETRIGGER__WATCH__POLL_CONFIRM", "two_scans"),
+        ],
+    );
+    let mut p = Poller::start(&d.trigger_url());
+    let path = site.inbox.join("share.dat");
+    let mut f = std::fs::File::create(&path).unwrap();
+    f.write_all(&lines(b'a', 1000)).unwrap();
+    // Growing at every scan: never seen unchanged by two scans a second apart.
+    for _ in 0..4 {
+        std::thread::sleep(Duration::from_millis(700));
+        f.write_all(&lines(b'a', 1000)).unwrap();
+    }
+    p.poll();
+    assert!(p.got.is_empty(), "offered while growing: {:?}", p.got);
+    drop(f);
+    p.drain(1, Duration::from_secs(10));
+    assert_eq!(p.got.len(), 1, "{}", d.log());
+    assert_complete(&p.got[0], "share.dat", &lines(b'a', 5000));
+    assert!(
+        d.log().contains("a second scan confirms them"),
+        "{}",
+        d.log()
+    );
+}
