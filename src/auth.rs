@@ -3,7 +3,7 @@
 //! Owns: loading the secret files (never logging a secret), checking a request's
 //! credentials in constant time, and remembering recent successful Basic checks so that a
 //! drain of many polls does not pay bcrypt's cost each time.
-//! Does not own: which routes need it or the `401` answer (`http`), or reloading on SIGHUP
+//! Does not own: which routes need it or the `401` answer (`routes`), or reloading on SIGHUP
 //! (`lib` swaps in a newly loaded [`Auth`]).
 
 use std::collections::HashMap;

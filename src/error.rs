@@ -2,7 +2,7 @@
 //!
 //! Owns: [`ConfigError`] (bad settings, exit code 2), [`IndexError`] (the persistent
 //! store), and [`Error`] (what stops the daemon), plus the exit-code mapping.
-//! Does not own: per-request errors, which `http` turns into JSON answers, or per-file
+//! Does not own: per-request errors, which `routes` turns into JSON answers, or per-file
 //! problems during a scan, which are logged where they happen and survived.
 
 use std::net::SocketAddr;

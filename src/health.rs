@@ -5,7 +5,7 @@
 //! what `/healthz` answers (status code, status word, body fields, `Retry-After`).
 //! Does not own: deciding readiness or the watcher's state (`discover` publishes them,
 //! from its [`Schedule`](crate::schedule::Schedule)), the index's counters (`index`), or
-//! sending the answer (`http`).
+//! sending the answer (`routes::health`).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};

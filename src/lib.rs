@@ -7,16 +7,18 @@
 pub mod auth;
 pub mod config;
 pub mod confine;
+mod cursor;
 pub mod discover;
 pub mod error;
 pub mod filter;
 pub mod health;
-pub mod http;
 pub mod index;
 pub mod offer;
+pub mod routes;
 pub mod scan;
 pub mod schedule;
 pub mod sd;
+mod server;
 pub mod settle;
 pub mod shutdown;
 pub mod stamp;
@@ -76,7 +78,7 @@ pub async fn start(
         tracing::warn!(error = %e, "cannot ignore SIGIO; writer probes are off");
     }
     let auth = auth::Auth::load(&settings.auth)?;
-    let tls = Arc::new(http::Swap::new(tls::load(&settings.server.tls)?));
+    let tls = Arc::new(swap::Swap::new(tls::load(&settings.server.tls)?));
     let root =
         std::fs::canonicalize(&settings.watch.dir).map_err(|e| error::ConfigError::Invalid {
             key: "watch.dir".into(),
@@ -131,18 +133,14 @@ pub async fn start(
         watch_handle.dropped.clone(),
         discover_token.clone(),
     ));
-    let state = Arc::new(http::AppState {
-        reader: index.reader(),
-        writer: writer.clone(),
-        clock: index.clock(),
+    let state = Arc::new(routes::AppState::new(
+        &settings,
+        &index,
+        writer.clone(),
         health,
         root,
-        public_url: settings.server.public_url.clone(),
-        retry_after: settings.trigger.retry_after_s,
-        max_content: settings.trigger.max_content_bytes,
-        trusted_proxies: settings.server.trusted_proxies.clone(),
-        auth: http::Swap::new(auth),
-    });
+        auth,
+    ));
     tokio::spawn(reload_on_sighup(
         settings.clone(),
         state.clone(),
@@ -157,7 +155,7 @@ pub async fn start(
         notifier.clone(),
         token.clone(),
     ));
-    let limits = http::Limits {
+    let limits = server::Limits {
         max_connections: settings.server.max_connections,
         header_read_timeout: Duration::from_secs(settings.server.header_read_timeout_s),
         max_header_bytes: settings.server.max_header_bytes,
@@ -175,7 +173,7 @@ pub async fn start(
     let http_token = token.child_token();
     let mut failure = None;
     let mut discovery_done = false;
-    let server = http::serve(listener, state, tls, limits, http_token.clone());
+    let server = server::serve(listener, state, tls, limits, http_token.clone());
     tokio::pin!(server);
     tokio::select! {
         _ = &mut server => {}
@@ -226,8 +224,8 @@ fn discovery_failure(
 /// old ones stay in force.
 async fn reload_on_sighup(
     settings: Settings,
-    state: Arc<http::AppState>,
-    tls: Arc<http::TlsConfig>,
+    state: Arc<routes::AppState>,
+    tls: Arc<server::TlsConfig>,
     token: CancellationToken,
 ) {
     let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
@@ -263,7 +261,7 @@ async fn reload_on_sighup(
 /// Tells systemd `READY=1` once the start-up scan is done, and pings its watchdog while
 /// the runtime runs.
 async fn report_to_systemd(
-    state: Arc<http::AppState>,
+    state: Arc<routes::AppState>,
     notifier: sd::Notifier,
     token: CancellationToken,
 ) {

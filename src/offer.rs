@@ -2,19 +2,22 @@
 //!
 //! Owns: checking an indexed version against the disk at poll time (gone or changed files
 //! are skipped), the JSON body with Logic Apps' `$content-type`/`$content` convention,
-//! the lossless text form of a path that is not UTF-8, and streaming base64 content from
-//! disk without holding a large file in memory.
-//! Does not own: the cursor in `Location`, status codes or headers (`http`).
+//! the lossless text form of a path that is not UTF-8, and the body ready to send
+//! (streaming base64 content from disk without holding a large file in memory).
+//! Does not own: the cursor in `Location`, status codes or headers (`routes::trigger`).
 
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use bytes::Bytes;
+use http_body::{Frame, SizeHint};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
@@ -184,27 +187,76 @@ struct Meta<'a> {
     still_open: bool,
 }
 
-/// A `200` body: either complete, or a head and a tail around streamed base64 content.
+/// A `200` body, ready to send: the whole JSON, or a JSON head and tail around base64
+/// content that a blocking task streams from the open file. Its length is always exact
+/// (`size_hint`), so the answer carries a `Content-Length`.
 #[derive(Debug)]
-pub enum Body {
-    /// The whole JSON.
-    Full(Bytes),
-    /// JSON head, the file to stream as base64, JSON tail; `len` is the exact total.
+pub struct Body {
+    inner: Inner,
+}
+
+#[derive(Debug)]
+enum Inner {
+    /// The whole JSON, until sent.
+    Full(Option<Bytes>),
+    /// Chunks from the streaming task, and how many bytes are still to come.
     Stream {
-        /// Everything before the base64 text.
-        head: Bytes,
-        /// The open file, already checked.
-        file: File,
-        /// Bytes of the file to send.
-        size: u64,
-        /// Everything after the base64 text.
-        tail: Bytes,
-        /// Total body length.
-        len: u64,
+        rx: mpsc::Receiver<std::io::Result<Bytes>>,
+        left: u64,
     },
 }
 
-/// Builds the body of an offer.
+impl Body {
+    fn full(bytes: Bytes) -> Body {
+        Body {
+            inner: Inner::Full(Some(bytes)),
+        }
+    }
+}
+
+impl http_body::Body for Body {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        match &mut self.inner {
+            Inner::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            Inner::Stream { rx, left } => match rx.poll_recv(cx) {
+                Poll::Ready(Some(Ok(bytes))) => {
+                    *left = left.saturating_sub(bytes.len() as u64);
+                    Poll::Ready(Some(Ok(Frame::data(bytes))))
+                }
+                Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
+                Poll::Ready(None) if *left > 0 => Poll::Ready(Some(Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the file ended before its indexed size",
+                )))),
+                Poll::Ready(None) => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(match &self.inner {
+            Inner::Full(bytes) => bytes.as_ref().map_or(0, |b| b.len() as u64),
+            Inner::Stream { left, .. } => *left,
+        })
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.inner {
+            Inner::Full(bytes) => bytes.as_ref().is_none_or(Bytes::is_empty),
+            Inner::Stream { left, .. } => *left == 0,
+        }
+    }
+}
+
+/// Builds the body of an offer. A large file's content is streamed by a task on tokio's
+/// blocking pool, so this must be called inside the runtime.
 pub fn body(offer: Offer) -> Body {
     let v = &offer.version;
     let (path, escaped) = path_text(&v.rel);
@@ -232,7 +284,7 @@ pub fn body(offer: Offer) -> Body {
     // Serializing a struct of strings and numbers cannot fail.
     let mut json = serde_json::to_string(&meta).unwrap_or_else(|_| "{}".into());
     if omitted.is_some() {
-        return Body::Full(Bytes::from(json));
+        return Body::full(Bytes::from(json));
     }
     json.pop(); // the closing brace
     let ct = serde_json::to_string(content_type).unwrap_or_else(|_| "\"\"".into());
@@ -245,26 +297,28 @@ pub fn body(offer: Offer) -> Body {
             json.reserve(data.len().div_ceil(3) * 4 + tail.len());
             B64.encode_string(&data, &mut json);
             json.push_str(tail);
-            Body::Full(Bytes::from(json))
+            Body::full(Bytes::from(json))
         }
         Content::Stream(file) => {
             let b64_len = v.size.div_ceil(3) * 4;
-            Body::Stream {
-                len: json.len() as u64 + b64_len + tail.len() as u64,
-                head: Bytes::from(json),
-                file,
-                size: v.size,
-                tail: Bytes::from_static(tail.as_bytes()),
+            let left = json.len() as u64 + b64_len + tail.len() as u64;
+            let head = Bytes::from(json);
+            let tail = Bytes::from_static(tail.as_bytes());
+            let size = v.size;
+            let (tx, rx) = mpsc::channel(4);
+            tokio::task::spawn_blocking(move || stream_into(head, file, size, tail, tx));
+            Body {
+                inner: Inner::Stream { rx, left },
             }
         }
-        Content::Omitted(_) => Body::Full(Bytes::new()),
+        Content::Omitted(_) => Body::full(Bytes::new()),
     }
 }
 
 /// Streams `size` bytes of `file` as base64 into `tx`, between `head` and `tail`
 /// (blocking). A short read ends the stream with an error, so the client sees a failed
 /// request and polls the same cursor again.
-pub fn stream_into(
+fn stream_into(
     head: Bytes,
     mut file: File,
     size: u64,
@@ -339,8 +393,10 @@ mod tests {
         assert_eq!(read(0), Some(Vec::new()));
     }
 
-    #[test]
-    fn a_streamed_body_has_the_announced_length_and_valid_json() {
+    #[tokio::test]
+    async fn a_streamed_body_has_the_announced_length_and_valid_json() {
+        use http_body::Body as _;
+        use http_body_util::BodyExt;
         let dir = tempfile::tempdir().unwrap();
         let data: Vec<u8> = (0..CHUNK * 2 + 7).map(|i| (i % 251) as u8).collect();
         std::fs::write(dir.path().join("big.bin"), &data).unwrap();
@@ -357,23 +413,13 @@ mod tests {
             more: false,
             still_open: false,
         };
-        let Body::Stream {
-            head,
-            file,
-            size,
-            tail,
-            len,
-        } = body(offer)
-        else {
-            panic!("expected a stream");
-        };
-        let (tx, mut rx) = mpsc::channel(4);
-        let t = std::thread::spawn(move || stream_into(head, file, size, tail, tx));
-        let mut all = Vec::new();
-        while let Some(chunk) = rx.blocking_recv() {
-            all.extend_from_slice(&chunk.unwrap());
-        }
-        t.join().unwrap();
+        let body = body(offer);
+        assert!(
+            matches!(body.inner, Inner::Stream { .. }),
+            "expected a stream"
+        );
+        let len = body.size_hint().exact().unwrap();
+        let all = body.collect().await.unwrap().to_bytes();
         assert_eq!(all.len() as u64, len);
         let v: serde_json::Value = serde_json::from_slice(&all).unwrap();
         let content = B64
@@ -381,5 +427,27 @@ mod tests {
             .unwrap();
         assert_eq!(content, data);
         assert_eq!(v["content"]["$content-type"], "application/octet-stream");
+    }
+
+    #[tokio::test]
+    async fn a_file_that_shrinks_while_streamed_fails_the_body() {
+        use http_body_util::BodyExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.bin");
+        std::fs::write(&path, vec![7u8; CHUNK * 2]).unwrap();
+        let file = File::open(&path).unwrap();
+        std::fs::write(&path, b"short").unwrap();
+        let offer = Offer {
+            stamp: Stamp(5),
+            version: FileVersion {
+                rel: b"big.bin".to_vec(),
+                size: (CHUNK * 2) as u64,
+                mtime: Stamp(1),
+                ino: 1,
+            },
+            content: Content::Stream(file),
+            more: false,
+        };
+        assert!(body(offer).collect().await.is_err());
     }
 }

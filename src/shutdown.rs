@@ -1,7 +1,7 @@
 //! Shutdown on SIGTERM (what systemd sends) and SIGINT.
 //!
 //! Owns: turning the first of those signals into the cancellation of the root token.
-//! Does not own: draining (each subsystem stops on its child token; `http` bounds its
+//! Does not own: draining (each subsystem stops on its child token; `server` bounds its
 //! drain).
 
 use tokio::signal::unix::{signal, SignalKind};

@@ -4,7 +4,7 @@
 //! form, and the [`StampClock`] that hands out unique, strictly increasing stamps that
 //! never go backwards even when the wall clock does.
 //! Does not own: persistence of the clock's floor (the index writer stores it) or the
-//! HTTP handling of a bad cursor (`http` maps [`StampParseError`] to a `400`).
+//! HTTP handling of a bad cursor (`routes` maps [`StampParseError`] to a `400`).
 
 use std::fmt;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -145,7 +145,7 @@ impl StampClock {
     /// A cursor meaning "now" for a first call: later than no stamp yet to come.
     ///
     /// The caller must make sure `reserved() >= ` the returned value before handing it
-    /// out (see [`StampClock::reserve`]), so that it also holds across a restart.
+    /// out, so that it also holds across a restart: `cursor::FirstCursor` does both.
     pub fn cursor_now(&self) -> Stamp {
         let mut floor = self.floor.lock().unwrap_or_else(PoisonError::into_inner);
         let cursor = self.wall.now().max(*floor);

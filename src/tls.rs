@@ -2,7 +2,7 @@
 //!
 //! Owns: reading the PEM files and building the server configuration (TLS 1.2 and 1.3,
 //! ALPN `http/1.1`, client certificates required when a client CA is set).
-//! Does not own: accepting connections (`http`) or when to reload (`lib`, on SIGHUP).
+//! Does not own: accepting connections (`server`) or when to reload (`lib`, on SIGHUP).
 
 use std::path::Path;
 use std::sync::Arc;

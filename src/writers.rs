@@ -257,15 +257,27 @@ mod tests {
         let p = dir.path().join("a");
         std::fs::write(&p, b"x").unwrap();
         let f = File::open(&p).unwrap();
-        set_lease(&f, libc::F_RDLCK).unwrap();
+        // A child process spawned meanwhile by another test holds copies of our
+        // descriptors until its exec, which can make the lease fail for a moment.
+        let mut tries = 0;
+        while let Err(e) = set_lease(&f, libc::F_RDLCK) {
+            tries += 1;
+            assert!(tries < 100, "cannot take a read lease: {e}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let (started_tx, started_rx) = mpsc::channel();
         let (tx, rx) = mpsc::channel();
         let wp = p.clone();
         let writer = std::thread::spawn(move || {
             let t = Instant::now();
+            started_tx.send(()).unwrap();
             let w = std::fs::OpenOptions::new().append(true).open(&wp);
             tx.send(t.elapsed()).unwrap();
             w.unwrap();
         });
+        // Wait until the writer is about to open (on a loaded machine the thread may
+        // start late), then give it time to finish if nothing held it.
+        started_rx.recv_timeout(Duration::from_secs(10)).unwrap();
         assert!(
             rx.recv_timeout(Duration::from_millis(300)).is_err(),
             "the writer's open waits while the lease is held"

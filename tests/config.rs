@@ -12,9 +12,6 @@ use std::time::Duration;
 
 use common::*;
 
-const SETTLE: u64 = 200;
-const WAIT: Duration = Duration::from_secs(30);
-
 /// The site's environment with `key` set to `value` (replacing it if present).
 fn env_with(site: &Site, pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     let mut env = site.env(SETTLE);

@@ -35,7 +35,7 @@ fn after_sigterm_the_old_cursor_works_and_files_created_while_stopped_come_once(
     let n = p.got.len();
     p.drain(n + 4, WAIT);
     assert_exactly_once(&p.got[n..], &during);
-    p.expect_nothing_more(Duration::from_millis(SETTLE * 4));
+    p.expect_nothing_more(&site, Duration::from_millis(SETTLE * 4));
 
     let mut idle = Poller::at(d.rebase(&idle.next));
     let all: Vec<String> = before.iter().chain(&during).cloned().collect();
@@ -111,7 +111,7 @@ fn kill_9_during_a_burst_of_writes_loses_nothing_and_repeats_nothing() {
             .unwrap();
         assert_eq!(g.content(), format!("payload {i}").as_bytes(), "{}", g.path);
     }
-    p.expect_nothing_more(Duration::from_millis(SETTLE * 4));
+    p.expect_nothing_more(&site, Duration::from_millis(SETTLE * 4));
 }
 
 #[test]
@@ -126,7 +126,7 @@ fn a_restart_does_not_re_offer_files_to_a_new_first_call() {
     let d = site.daemon(SETTLE, &[]);
     assert_eq!(d.health()["filesIndexed"], 5, "the index survived kill -9");
     let mut p = Poller::start(&d.trigger_url());
-    p.expect_nothing_more(Duration::from_millis(SETTLE * 4));
+    p.expect_nothing_more(&site, Duration::from_millis(SETTLE * 4));
     site.put("new.txt", b"new");
     p.drain(1, WAIT);
     assert_eq!(p.paths(), vec!["new.txt"]);
@@ -166,7 +166,7 @@ fn the_watched_directory_deleted_or_unreadable_is_survived_and_resumed() {
     site.put("four.txt", b"4");
     p.drain(4, WAIT);
     assert_eq!(p.paths().last().unwrap(), "four.txt");
-    p.expect_nothing_more(Duration::from_millis(1500));
+    p.expect_nothing_more(&site, Duration::from_millis(1500));
     assert!(d.log().contains("unavailable") && d.log().contains("is back"));
 }
 
@@ -202,7 +202,7 @@ fn the_watched_directory_deleted_and_re_created_is_watched_again_from_scratch() 
     site.put("four.txt", b"4");
     p.drain(5, WAIT);
     assert_eq!(p.paths().last().unwrap(), "four.txt");
-    p.expect_nothing_more(Duration::from_millis(1500));
+    p.expect_nothing_more(&site, Duration::from_millis(1500));
 }
 
 #[test]
@@ -227,11 +227,12 @@ fn retention_drops_old_entries_without_offering_their_files_again() {
     replay.drain(1, WAIT);
     assert_eq!(replay.paths(), vec!["new.txt"]);
     // old.txt is still on disk; rescans run every second and must not offer it again.
-    replay.expect_nothing_more(Duration::from_millis(2500));
+    replay.expect_nothing_more(&site, Duration::from_millis(2500));
 }
 
 #[test]
 fn an_unmounted_share_showing_an_empty_mount_point_does_not_cause_re_offers() {
+    needs_root!("mount a tmpfs over the watched directory");
     let site = Site::new();
     let d = site.daemon(SETTLE, &[("FILETRIGGER__WATCH__RESCAN_INTERVAL_S", "1")]);
     let mut p = Poller::start(&d.trigger_url());
@@ -258,6 +259,6 @@ fn an_unmounted_share_showing_an_empty_mount_point_does_not_cause_re_offers() {
         .unwrap();
     assert!(unmounted.success());
     assert_eq!(d.health()["filesIndexed"], 5, "the index kept its entries");
-    p.expect_nothing_more(Duration::from_millis(2500));
+    p.expect_nothing_more(&site, Duration::from_millis(2500));
     assert_exactly_once(&p.got, &want);
 }

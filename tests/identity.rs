@@ -14,39 +14,10 @@
 mod common;
 
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use common::*;
-
-const SETTLE: u64 = 200;
-const WAIT: Duration = Duration::from_secs(30);
-/// Longer than settle plus the new-directory follow-up scan (500 ms): whatever was going
-/// to be offered would have been by then.
-const QUIET: Duration = Duration::from_millis(SETTLE * 4 + 600);
-
-fn replay(d: &Daemon) -> Poller {
-    Poller::at(format!(
-        "{}?triggerState=2000-01-01T00:00:00.000000000Z",
-        d.trigger_url()
-    ))
-}
-
-fn indexed(d: &Daemon) -> u64 {
-    d.health()["filesIndexed"].as_u64().unwrap()
-}
-
-fn strings(v: &[&str]) -> Vec<String> {
-    v.iter().map(|s| s.to_string()).collect()
-}
-
-/// Writes `data` straight to its final name, creating parents.
-fn write_direct(root: &Path, rel: &str, data: &[u8]) -> PathBuf {
-    let path = root.join(rel);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(&path, data).unwrap();
-    path
-}
 
 fn ino(p: &Path) -> u64 {
     std::fs::metadata(p).unwrap().ino()
@@ -104,8 +75,12 @@ fn a_new_name_on_a_reused_inode_is_a_new_file_each_time() {
     if reused == 0 {
         eprintln!("note: this file system never reused an inode; tested new names only");
     }
-    p.expect_nothing_more(QUIET);
-    assert_eq!(indexed(&d), 1, "deleted names left entries behind");
+    p.expect_nothing_more(&site, quiet(SETTLE));
+    assert_eq!(
+        indexed(&d),
+        1 + site.fences(),
+        "deleted names left entries behind"
+    );
 }
 
 /// Across a restart the start-up scan is all there is: would fail if it matched files by
@@ -146,8 +121,12 @@ fn inode_reuse_while_the_daemon_is_down_is_a_new_file_or_a_new_version() {
         };
         assert_eq!(g.content(), want, "{}", g.path);
     }
-    p.expect_nothing_more(QUIET);
-    assert_eq!(indexed(&d), 2, "x.csv's entry outlived the restart");
+    p.expect_nothing_more(&site, quiet(SETTLE));
+    assert_eq!(
+        indexed(&d),
+        2 + site.fences(),
+        "x.csv's entry outlived the restart"
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -182,15 +161,15 @@ fn an_atomic_replace_keeping_size_and_mtime_is_one_new_version_also_across_a_res
         let got = next_exactly(&mut p, &strings(&["ledger.json"]));
         assert_eq!(got[0].content(), data);
         assert_eq!(mtime(&path), t, "the test must keep the mtime");
-        p.expect_nothing_more(QUIET);
+        p.expect_nothing_more(&site, quiet(SETTLE));
     }
     let d = restart(&site, d, &mut p, || {
         replace_atomically(&path, b"{\"v\":9}", t);
     });
     let got = next_exactly(&mut p, &strings(&["ledger.json"]));
     assert_eq!(got[0].content(), b"{\"v\":9}");
-    p.expect_nothing_more(QUIET);
-    assert_eq!(indexed(&d), 1);
+    p.expect_nothing_more(&site, quiet(SETTLE));
+    assert_eq!(indexed(&d), 1 + site.fences());
 }
 
 // ---------------------------------------------------------------------------------------
@@ -226,10 +205,10 @@ fn five_hundred_empty_files_with_one_mtime_are_each_offered_once() {
         assert_eq!(g.body["content"]["$content"], "", "{}", g.path);
         assert_eq!(g.body["lastModified"], "2023-11-14T22:13:20.000000000Z");
     }
-    p.expect_nothing_more(QUIET);
+    p.expect_nothing_more(&site, quiet(SETTLE));
     let d = restart(&site, d, &mut p, || {});
-    p.expect_nothing_more(QUIET);
-    assert_eq!(indexed(&d), 500);
+    p.expect_nothing_more(&site, quiet(SETTLE));
+    assert_eq!(indexed(&d), 500 + site.fences());
 }
 
 /// Would fail if files were de-duplicated by content, by name, or by inode (hard links
@@ -254,7 +233,7 @@ fn identical_content_in_different_files_and_hard_links_are_each_offered_once() {
     for g in &got {
         assert_eq!(g.content(), data);
     }
-    p.expect_nothing_more(QUIET);
+    p.expect_nothing_more(&site, quiet(SETTLE));
     // Hard links to an offered file: new paths, one inode.
     std::fs::create_dir_all(site.inbox.join("links")).unwrap();
     let original = site.inbox.join("north/report.pdf");
@@ -265,8 +244,8 @@ fn identical_content_in_different_files_and_hard_links_are_each_offered_once() {
     for g in &got {
         assert_eq!(g.content(), data);
     }
-    p.expect_nothing_more(QUIET);
-    assert_eq!(indexed(&d), 12);
+    p.expect_nothing_more(&site, quiet(SETTLE));
+    assert_eq!(indexed(&d), 12 + site.fences());
 }
 
 // ---------------------------------------------------------------------------------------
@@ -295,11 +274,11 @@ fn a_file_renamed_inside_the_tree_is_offered_once_under_each_new_path() {
     std::fs::create_dir_all(inbox.join("sub/deeper")).unwrap();
     std::fs::rename(inbox.join("b.txt"), inbox.join("sub/deeper/c.txt")).unwrap();
     next_exactly(&mut p, &strings(&["sub/deeper/c.txt"]));
-    p.expect_nothing_more(QUIET);
+    p.expect_nothing_more(&site, quiet(SETTLE));
 
     // To an excluded name: gone, nothing offered; and back out of it: a new path again.
     std::fs::rename(inbox.join("sub/deeper/c.txt"), inbox.join("sub/.c.txt")).unwrap();
-    p.expect_nothing_more(QUIET);
+    p.expect_nothing_more(&site, quiet(SETTLE));
     std::fs::rename(inbox.join("sub/.c.txt"), inbox.join("d.txt")).unwrap();
     next_exactly(&mut p, &strings(&["d.txt"]));
 
@@ -309,22 +288,22 @@ fn a_file_renamed_inside_the_tree_is_offered_once_under_each_new_path() {
     std::fs::rename(inbox.join("e2.txt"), inbox.join("e3.txt")).unwrap();
     let got = next_exactly(&mut p, &strings(&["e3.txt"]));
     assert_eq!(got[0].content(), b"epsilon");
-    p.expect_nothing_more(QUIET);
+    p.expect_nothing_more(&site, quiet(SETTLE));
 
     // Over another offered file: that path has a new version, the source path is gone.
     std::fs::rename(inbox.join("d.txt"), inbox.join("keep.txt")).unwrap();
     let got = next_exactly(&mut p, &strings(&["keep.txt"]));
     assert_eq!(got[0].content(), b"alpha");
-    p.expect_nothing_more(QUIET);
-    assert_eq!(indexed(&d), 2, "old paths stayed indexed");
+    p.expect_nothing_more(&site, quiet(SETTLE));
+    assert_eq!(indexed(&d), 2 + site.fences(), "old paths stayed indexed");
 
     // Renamed while the daemon is down: the start-up scan finds the new path.
     let d = restart(&site, d, &mut p, || {
         std::fs::rename(inbox.join("e3.txt"), inbox.join("sub/e4.txt")).unwrap();
     });
     next_exactly(&mut p, &strings(&["sub/e4.txt"]));
-    p.expect_nothing_more(QUIET);
-    assert_eq!(indexed(&d), 2);
+    p.expect_nothing_more(&site, quiet(SETTLE));
+    assert_eq!(indexed(&d), 2 + site.fences());
     let counts = p.paths();
     assert_eq!(
         counts.iter().filter(|x| *x == "keep.txt").count(),
@@ -372,7 +351,7 @@ fn a_renamed_subdirectory_offers_its_files_once_under_the_new_paths_and_new_file
     let mut want = renamed(&old, "dept/a", "dept/b");
     want.extend(plant(inbox, "dept/b", "now", 4));
     next_exactly(&mut p, &want);
-    p.expect_nothing_more(QUIET);
+    p.expect_nothing_more(&site, quiet(SETTLE));
 
     // Written after every scan is over: only the watches can tell.
     let later = plant(inbox, "dept/b", "later", 4);
@@ -380,23 +359,23 @@ fn a_renamed_subdirectory_offers_its_files_once_under_the_new_paths_and_new_file
     let mut want_later = later.clone();
     want_later.push("dept/b/deep/new-sub/n.txt".into());
     next_exactly(&mut p, &want_later);
-    p.expect_nothing_more(QUIET);
+    p.expect_nothing_more(&site, quiet(SETTLE));
 
     // The parent renamed: every watch below it moved too.
     let all: Vec<String> = want.iter().chain(&want_later).cloned().collect();
     std::fs::rename(inbox.join("dept"), inbox.join("division")).unwrap();
     next_exactly(&mut p, &renamed(&all, "dept", "division"));
-    p.expect_nothing_more(QUIET);
+    p.expect_nothing_more(&site, quiet(SETTLE));
     write_direct(inbox, "division/b/deep/new-sub/m.txt", b"m");
     write_direct(inbox, "division/b/o.txt", b"o");
     next_exactly(
         &mut p,
         &strings(&["division/b/deep/new-sub/m.txt", "division/b/o.txt"]),
     );
-    p.expect_nothing_more(QUIET);
+    p.expect_nothing_more(&site, quiet(SETTLE));
     assert_eq!(
         indexed(&d),
-        all.len() as u64 + 2,
+        all.len() as u64 + 2 + site.fences(),
         "old paths stayed indexed"
     );
     assert!(
@@ -430,19 +409,24 @@ fn a_directory_moved_in_and_written_into_at_once_then_out_and_back_and_while_dow
     let mut want = staged.clone();
     want.extend(plant(&site.inbox, "batch", "w", 6));
     next_exactly(&mut p, &want);
-    p.expect_nothing_more(QUIET);
+    p.expect_nothing_more(&site, quiet(SETTLE));
 
     std::fs::rename(site.inbox.join("batch"), outside.join("batch")).unwrap();
-    wait_for("the move out indexed", WAIT, || indexed(&d) == 0);
+    wait_for("the move out indexed", WAIT, || {
+        indexed(&d) == site.fences()
+    });
     std::fs::rename(outside.join("batch"), site.inbox.join("batch")).unwrap();
     next_exactly(&mut p, &want);
-    p.expect_nothing_more(QUIET);
+    p.expect_nothing_more(&site, quiet(SETTLE));
 
     let late = plant(&outside, "late", "l", 6);
     let d = restart(&site, d, &mut p, || {
         std::fs::rename(outside.join("late"), site.inbox.join("late")).unwrap();
     });
     next_exactly(&mut p, &late);
-    p.expect_nothing_more(QUIET);
-    assert_eq!(indexed(&d), (want.len() + late.len()) as u64);
+    p.expect_nothing_more(&site, quiet(SETTLE));
+    assert_eq!(
+        indexed(&d),
+        (want.len() + late.len()) as u64 + site.fences()
+    );
 }

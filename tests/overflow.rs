@@ -18,6 +18,7 @@ const SYSCTL: &str = "/proc/sys/fs/inotify/max_queued_events";
 
 #[test]
 fn a_burst_of_20000_files_through_a_tiny_inotify_queue_is_offered_exactly_once() {
+    needs_root!("lower the sysctl fs.inotify.max_queued_events");
     let site = Site::new();
     let restore = Sysctl::set(SYSCTL, "32");
     let d = site.daemon(300, &[]);
@@ -38,5 +39,5 @@ fn a_burst_of_20000_files_through_a_tiny_inotify_queue_is_offered_exactly_once()
         "the overflow was never reported, so this test did not test it:\n{}",
         d.log().lines().take(40).collect::<Vec<_>>().join("\n")
     );
-    p.expect_nothing_more(Duration::from_millis(1000));
+    p.expect_nothing_more(&site, Duration::from_millis(1000));
 }

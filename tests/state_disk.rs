@@ -104,6 +104,7 @@ fn put_batch(site: &Site, prefix: &str, n: usize) -> Vec<String> {
 
 #[test]
 fn a_state_disk_that_fills_up_is_reported_and_recovered_from_without_loss() {
+    needs_root!("mount a small tmpfs as the state disk");
     let site = Site::new();
     let disk = Tmpfs::mount(&site.state, "2m");
     let d = site.daemon(100, &[]);
@@ -128,16 +129,30 @@ fn a_state_disk_that_fills_up_is_reported_and_recovered_from_without_loss() {
     );
     // Polls go on: the cursor chain so far answers 202 (or 503 while the store is being
     // reopened), never an error of another kind.
-    let mut answered = 0;
-    for _ in 0..20 {
-        if poll_tolerating_503(&poller.next) == 202 {
-            answered += 1;
+    // Until one is answered with a 202 (not a fixed number of tries: a loaded machine
+    // may spend a while reopening the store).
+    wait_for(
+        "a poll answered while the disk is full",
+        Duration::from_secs(30),
+        || poll_tolerating_503(&poller.next) == 202,
+    );
+    // A first call too: 202, or 503 with Retry-After when its cursor must be recorded. A
+    // 202 hands out a cursor, which must then hold: checked once the disk takes writes.
+    let first_call = get(&d.trigger_url()).unwrap();
+    let late_starter = match first_call.status {
+        202 => Some(Poller::at(first_call.location())),
+        503 => {
+            assert!(
+                first_call.header("retry-after").is_some(),
+                "a 503 without Retry-After"
+            );
+            None
         }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(answered > 0, "no poll was answered while the disk was full");
-    // A first call too: 202, or 503 with Retry-After when its cursor must be recorded.
-    poll_tolerating_503(&d.trigger_url());
+        other => panic!(
+            "a first call during the outage answered {other}: {}",
+            String::from_utf8_lossy(&first_call.body)
+        ),
+    };
 
     // Space returns: the index recovers by itself and offers what arrived meanwhile.
     std::fs::remove_file(&filler).unwrap();
@@ -153,13 +168,34 @@ fn a_state_disk_that_fills_up_is_reported_and_recovered_from_without_loss() {
         "recovery not logged:\n{}",
         d.log()
     );
+    // The cursor of a first call answered during the outage: it gets exactly the files
+    // stamped after it, in the same order as the poller that was there all along.
+    match late_starter {
+        Some(mut late) => {
+            let cursor = filetrigger::stamp::Stamp::parse(&decode(&cursor_of(&late.next))).unwrap();
+            let after: Vec<String> = poller
+                .got
+                .iter()
+                .filter(|g| filetrigger::stamp::Stamp::parse(&g.indexed_at).unwrap() > cursor)
+                .map(|g| g.path.clone())
+                .collect();
+            late.drain(after.len(), Duration::from_secs(60));
+            assert_eq!(
+                late.paths(),
+                after,
+                "the first call's cursor during the outage"
+            );
+        }
+        // Refused during the outage: a first call now is answered.
+        None => assert_eq!(get(&d.trigger_url()).unwrap().status, 202),
+    }
 
     // No corruption: a restart opens the same store and offers nothing again.
     let code = d.terminate();
     assert!(code.success(), "exit status {code:?}");
     let d = site.daemon(100, &[]);
     let mut again = Poller::at(d.rebase(&poller.next));
-    again.expect_nothing_more(Duration::from_millis(1500));
+    again.expect_nothing_more(&site, Duration::from_millis(1500));
     let late = put_batch(&site, "after", 5);
     again.drain(late.len(), Duration::from_secs(30));
     assert_exactly_once(&again.got, &late);
@@ -183,6 +219,7 @@ fn refused_start(site: &Site) -> String {
 
 #[test]
 fn a_read_only_or_full_state_disk_at_start_up_is_a_clear_error_and_nothing_is_lost() {
+    needs_root!("mount a small tmpfs as the state disk");
     let site = Site::new();
     let disk = Tmpfs::mount(&site.state, "2m");
     let d = site.daemon(100, &[]);
@@ -213,7 +250,7 @@ fn a_read_only_or_full_state_disk_at_start_up_is_a_clear_error_and_nothing_is_lo
     let mut again = Poller::at(d.rebase(&poller.next));
     let later = put_batch(&site, "later", 5);
     again.drain(later.len(), Duration::from_secs(30));
-    again.expect_nothing_more(Duration::from_millis(1500));
+    again.expect_nothing_more(&site, Duration::from_millis(1500));
     assert_exactly_once(&again.got, &later);
     drop(d);
     drop(disk);

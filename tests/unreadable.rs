@@ -12,31 +12,10 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::time::Duration;
 
 use common::*;
 
-const SETTLE: u64 = 200;
-const WAIT: Duration = Duration::from_secs(30);
-/// Longer than settle plus the new-directory follow-up scan.
-const QUIET: Duration = Duration::from_millis(SETTLE * 4 + 600);
 const NOBODY: u32 = 65534;
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
-}
-
-macro_rules! needs_root {
-    () => {
-        if !is_root() {
-            eprintln!(
-                "skipped: this test runs the daemon as uid {NOBODY} and needs root to start it"
-            );
-            return;
-        }
-    };
-}
 
 fn chown(p: &Path, uid: u32) {
     std::os::unix::fs::chown(p, Some(uid), Some(uid)).unwrap();
@@ -64,23 +43,6 @@ fn daemon_as_nobody(site: &Site) -> Daemon {
     Daemon::start_as(site.tmp.path(), &env, NOBODY, NOBODY)
 }
 
-fn replay(d: &Daemon) -> Poller {
-    Poller::at(format!(
-        "{}?triggerState=2000-01-01T00:00:00.000000000Z",
-        d.trigger_url()
-    ))
-}
-
-fn write(root: &Path, rel: &str, data: &[u8]) {
-    let path = root.join(rel);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(&path, data).unwrap();
-}
-
-fn strings(v: &[&str]) -> Vec<String> {
-    v.iter().map(|s| s.to_string()).collect()
-}
-
 /// Log lines at WARN level whose `path` field is exactly `path`.
 fn warnings_naming(log: &str, path: &Path) -> usize {
     let want = path.display().to_string();
@@ -103,10 +65,6 @@ fn wait_for_scans(d: &Daemon, n: usize) {
     wait_for("periodic rescans", WAIT, || full_scans(d) >= target);
 }
 
-fn indexed(d: &Daemon) -> u64 {
-    d.health()["filesIndexed"].as_u64().unwrap()
-}
-
 /// Unreadable from the start (found by the start-up scan) and made unreadable while the
 /// daemon runs (found by the watcher): a directory with mode 000, one with read but no
 /// search permission (listed, but its entries cannot be stat'ed), and files with mode 000.
@@ -118,25 +76,25 @@ fn indexed(d: &Daemon) -> u64 {
 /// later scan did not retry.
 #[test]
 fn unreadable_entries_are_skipped_with_one_warning_each_and_offered_once_readable() {
-    needs_root!();
+    needs_root!("run the daemon as uid 65534 (nobody)");
     let site = site_for_nobody();
     let inbox = &site.inbox;
     // Among readable files, in the same directories, before and after them in name order.
     let mut readable = strings(&["a.txt", "m.txt", "z.txt", "open/a.txt", "open/z.txt"]);
     for r in &readable {
-        write(inbox, r, r.as_bytes());
+        write_direct(inbox, r, r.as_bytes());
     }
     for f in ["locked/in.txt", "locked/deeper/in2.txt", "noexec/in.txt"] {
-        write(inbox, f, f.as_bytes());
+        write_direct(inbox, f, f.as_bytes());
     }
-    write(inbox, "m-secret.txt", b"secret");
-    write(inbox, "open/n-secret.txt", b"secret too");
+    write_direct(inbox, "m-secret.txt", b"secret");
+    write_direct(inbox, "open/n-secret.txt", b"secret too");
     // Readable, though not by everyone: through the group (the kernel is asked), and as
     // the owner (the mode bits say so).
-    write(inbox, "group-only.txt", b"group");
+    write_direct(inbox, "group-only.txt", b"group");
     std::os::unix::fs::chown(inbox.join("group-only.txt"), Some(0), Some(NOBODY)).unwrap();
     chmod(&inbox.join("group-only.txt"), 0o640);
-    write(inbox, "owner-only.txt", b"owner");
+    write_direct(inbox, "owner-only.txt", b"owner");
     chown(&inbox.join("owner-only.txt"), NOBODY);
     chmod(&inbox.join("owner-only.txt"), 0o400);
     readable.extend(strings(&["group-only.txt", "owner-only.txt"]));
@@ -163,7 +121,7 @@ fn unreadable_entries_are_skipped_with_one_warning_each_and_offered_once_readabl
 
     // While it runs: new readable files, and a new file nobody may read.
     for r in ["b.txt", "open/b.txt"] {
-        write(inbox, r, r.as_bytes());
+        write_direct(inbox, r, r.as_bytes());
         readable.push(r.to_string());
     }
     let late = inbox.join("open/late-secret.txt");
@@ -171,7 +129,7 @@ fn unreadable_entries_are_skipped_with_one_warning_each_and_offered_once_readabl
     chmod(&late, 0o000);
     p.drain(readable.len(), WAIT);
     wait_for_scans(&d, 3);
-    p.expect_nothing_more(QUIET);
+    p.expect_nothing_more(&site, quiet(SETTLE));
     assert_exactly_once(&p.got, &readable);
 
     // One warning per unreadable path, after several scans.
@@ -207,12 +165,15 @@ fn unreadable_entries_are_skipped_with_one_warning_each_and_offered_once_readabl
         assert!(g.body.get("contentOmitted").is_none(), "{}", g.body);
     }
     wait_for_scans(&d, 2);
-    p.expect_nothing_more(QUIET);
+    p.expect_nothing_more(&site, quiet(SETTLE));
     let log = d.log();
     for path in &named {
         assert_eq!(warnings_naming(&log, path), 1, "{}", path.display());
     }
-    assert_eq!(indexed(&d), (readable.len() + back.len()) as u64);
+    assert_eq!(
+        indexed(&d),
+        (readable.len() + back.len()) as u64 + site.fences()
+    );
 }
 
 /// A file or directory that turns unreadable after it was indexed. A poll reaching such
@@ -224,7 +185,7 @@ fn unreadable_entries_are_skipped_with_one_warning_each_and_offered_once_readabl
 /// deletion check that dropped the unlisted entries.
 #[test]
 fn entries_that_turn_unreadable_after_indexing_never_block_and_are_not_offered_twice() {
-    needs_root!();
+    needs_root!("run the daemon as uid 65534 (nobody)");
     let site = site_for_nobody();
     let inbox = &site.inbox;
     let d = daemon_as_nobody(&site);
@@ -233,7 +194,7 @@ fn entries_that_turn_unreadable_after_indexing_never_block_and_are_not_offered_t
     let dir_files = strings(&["dir/x.txt", "dir/y/z.txt"]);
     // In this order, each indexed before the next is written.
     for (i, f) in files.iter().chain(&dir_files).enumerate() {
-        write(inbox, f, f.as_bytes());
+        write_direct(inbox, f, f.as_bytes());
         wait_for("indexed", WAIT, || indexed(&d) == i as u64 + 1);
     }
     chmod(&inbox.join("2-turns-secret.txt"), 0o000);
@@ -259,10 +220,10 @@ fn entries_that_turn_unreadable_after_indexing_never_block_and_are_not_offered_t
     assert_eq!(p.got[2].content(), b"3-after.txt");
 
     wait_for_scans(&d, 3);
-    p.expect_nothing_more(QUIET);
+    p.expect_nothing_more(&site, quiet(SETTLE));
     assert_eq!(
         indexed(&d),
-        all.len() as u64,
+        all.len() as u64 + site.fences(),
         "unlisted entries were dropped"
     );
     let log = d.log();
@@ -271,6 +232,6 @@ fn entries_that_turn_unreadable_after_indexing_never_block_and_are_not_offered_t
     chmod(&inbox.join("2-turns-secret.txt"), 0o644);
     chmod(&inbox.join("dir"), 0o755);
     wait_for_scans(&d, 2);
-    p.expect_nothing_more(QUIET);
-    assert_eq!(indexed(&d), all.len() as u64);
+    p.expect_nothing_more(&site, quiet(SETTLE));
+    assert_eq!(indexed(&d), all.len() as u64 + site.fences());
 }

@@ -37,6 +37,7 @@ fn watches_in_use() -> usize {
 
 #[test]
 fn past_the_watch_limit_polling_scans_cover_the_tree_until_watches_return() {
+    needs_root!("lower the sysctl fs.inotify.max_user_watches");
     let site = Site::new();
     // Ten directories before the start; the daemon may add only a few watches.
     let before: Vec<String> = (0..10).map(|i| format!("d{i}/early.txt")).collect();
@@ -83,5 +84,5 @@ fn past_the_watch_limit_polling_scans_cover_the_tree_until_watches_return() {
     site.put("d9/after.txt", b"after");
     p.drain(all.len() + 1, Duration::from_secs(30));
     assert_eq!(p.paths().last().unwrap(), "d9/after.txt");
-    p.expect_nothing_more(Duration::from_millis(1500));
+    p.expect_nothing_more(&site, Duration::from_millis(1500));
 }

@@ -4,10 +4,11 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,11 +19,31 @@ use serde_json::Value;
 /// The engine waits `Retry-After` seconds; tests wait this many milliseconds per second.
 pub const MS_PER_RETRY_SECOND: u64 = 10;
 
+/// The settle time (`watch.settle_ms`) most tests start the daemon with.
+pub const SETTLE: u64 = 200;
+
+/// How long a test waits for what must come.
+pub const WAIT: Duration = Duration::from_secs(30);
+
+/// A quiet window after the last expected offer: several settle periods plus the
+/// new-directory follow-up scan. [`Poller::expect_nothing_more`] polls through it, then
+/// proves with a fence file that the daemon really got that far.
+pub fn quiet(settle_ms: u64) -> Duration {
+    Duration::from_millis(settle_ms * 4 + 600)
+}
+
+/// The path prefix of the fence files written by [`Poller::expect_nothing_more`].
+pub const FENCE_PREFIX: &str = "zz-fence-";
+
 /// A temporary watched directory and state directory.
 pub struct Site {
     pub tmp: tempfile::TempDir,
     pub inbox: PathBuf,
     pub state: PathBuf,
+    /// Fence files written so far (each is indexed: count them in `filesIndexed`).
+    fences: AtomicUsize,
+    /// The extension of the next fence files (a test with `watch.include` may need one).
+    fence_ext: Mutex<String>,
 }
 
 impl Site {
@@ -31,7 +52,33 @@ impl Site {
         let inbox = tmp.path().join("inbox");
         let state = tmp.path().join("state");
         std::fs::create_dir_all(&inbox).unwrap();
-        Site { tmp, inbox, state }
+        Site {
+            tmp,
+            inbox,
+            state,
+            fences: AtomicUsize::new(0),
+            fence_ext: Mutex::new("txt".into()),
+        }
+    }
+
+    /// How many fence files [`Poller::expect_nothing_more`] wrote into the watched
+    /// directory (they are indexed like any file).
+    pub fn fences(&self) -> u64 {
+        self.fences.load(Ordering::SeqCst) as u64
+    }
+
+    /// Fence files get this extension from now on (for a test whose `watch.include` would
+    /// leave `.txt` out).
+    pub fn set_fence_ext(&self, ext: &str) {
+        *self.fence_ext.lock().unwrap() = ext.to_string();
+    }
+
+    /// Writes the next fence file at the top of the watched directory; returns its path.
+    fn fence(&self) -> String {
+        let n = self.fences.fetch_add(1, Ordering::SeqCst);
+        let rel = format!("{FENCE_PREFIX}{n}.{}", self.fence_ext.lock().unwrap());
+        self.put(&rel, format!("fence {n}").as_bytes());
+        rel
     }
 
     /// The environment that points a daemon at this site, with a short settle time.
@@ -134,10 +181,20 @@ impl Daemon {
     }
 
     /// [`Daemon::start`] as another user (needs root): the process runs with `uid` and
-    /// `gid` (std drops the supplementary groups when root sets a uid).
+    /// `gid` (std drops the supplementary groups when root sets a uid). It runs a copy of
+    /// the binary placed in `cwd` (which that user must be able to enter), since
+    /// `target/` may lie under a directory only its owner can enter (a clone in `/root`
+    /// or in `mktemp -d`).
     pub fn start_as(cwd: &Path, env: &[(String, String)], uid: u32, gid: u32) -> Daemon {
+        use std::os::unix::fs::PermissionsExt;
         use std::os::unix::process::CommandExt;
-        let d = Daemon::spawn_with(cwd, env, |cmd| {
+        let dir = cwd.join(".bin");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let exe = dir.join("filetrigger");
+        std::fs::copy(env!("CARGO_BIN_EXE_filetrigger"), &exe).unwrap();
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let d = Daemon::spawn_program(&exe, cwd, env, |cmd| {
             cmd.uid(uid).gid(gid);
         });
         d.wait_healthy();
@@ -150,7 +207,22 @@ impl Daemon {
         env: &[(String, String)],
         adjust: impl FnOnce(&mut Command),
     ) -> Daemon {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_filetrigger"));
+        Daemon::spawn_program(
+            Path::new(env!("CARGO_BIN_EXE_filetrigger")),
+            cwd,
+            env,
+            adjust,
+        )
+    }
+
+    /// [`Daemon::spawn_with`] for the binary at `program`.
+    fn spawn_program(
+        program: &Path,
+        cwd: &Path,
+        env: &[(String, String)],
+        adjust: impl FnOnce(&mut Command),
+    ) -> Daemon {
+        let mut cmd = Command::new(program);
         cmd.current_dir(cwd)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -389,7 +461,10 @@ impl Got {
 /// A workflow engine's view of one trigger: only the next URL.
 pub struct Poller {
     pub next: String,
+    /// The files received, without the fence files of [`Poller::expect_nothing_more`].
     pub got: Vec<Got>,
+    /// The fence files received.
+    pub fences: Vec<Got>,
     pub polls: usize,
 }
 
@@ -401,6 +476,7 @@ impl Poller {
         Poller {
             next: r.location(),
             got: Vec::new(),
+            fences: Vec::new(),
             polls: 1,
         }
     }
@@ -410,6 +486,7 @@ impl Poller {
         Poller {
             next: url,
             got: Vec::new(),
+            fences: Vec::new(),
             polls: 0,
         }
     }
@@ -434,12 +511,17 @@ impl Poller {
                     Stamp::parse(&indexed_at).unwrap() > before,
                     "a stamp at or before the cursor was returned"
                 );
-                self.got.push(Got {
+                let got = Got {
                     path: body["path"].as_str().unwrap().to_string(),
                     indexed_at,
                     retry_after: r.retry_after(),
                     body,
-                });
+                };
+                if got.path.starts_with(FENCE_PREFIX) {
+                    self.fences.push(got);
+                } else {
+                    self.got.push(got);
+                }
                 self.next = loc;
             }
             202 => {
@@ -474,18 +556,33 @@ impl Poller {
         &self.got
     }
 
-    /// Polls for `quiet` more and asserts nothing further arrives.
-    pub fn expect_nothing_more(&mut self, quiet: Duration) {
+    /// Asserts that nothing further arrives: polls through `quiet` (see [`quiet`]), then
+    /// writes a fence file (a later neighbour) and polls until it arrives. Anything else
+    /// received before it fails the test. The fence makes this hold on a slow machine
+    /// too, where a quiet window alone passes without the daemon having looked: whatever
+    /// the daemon indexes before the fence comes before it along the cursor chain.
+    pub fn expect_nothing_more(&mut self, site: &Site, quiet: Duration) {
         let before = self.got.len();
+        let check = |p: &Poller, when: &str| {
+            assert_eq!(
+                p.got.len(),
+                before,
+                "unexpected extra file {when}: {:?}",
+                &p.got[before.min(p.got.len())..]
+            );
+        };
         let deadline = Instant::now() + quiet;
         while Instant::now() < deadline {
             let r = self.poll();
-            assert_eq!(
-                self.got.len(),
-                before,
-                "unexpected extra file: {:?}",
-                self.got.last()
-            );
+            check(self, "in the quiet window");
+            std::thread::sleep(Duration::from_millis(r.retry_after() * MS_PER_RETRY_SECOND));
+        }
+        let fence = site.fence();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !self.fences.iter().any(|g| g.path == fence) {
+            assert!(Instant::now() < deadline, "the fence {fence} never came");
+            let r = self.poll();
+            check(self, &format!("before the fence {fence}"));
             std::thread::sleep(Duration::from_millis(r.retry_after() * MS_PER_RETRY_SECOND));
         }
     }
@@ -529,6 +626,90 @@ pub fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// A poller that replays everything ever indexed, so files indexed before the first
+/// call (the start-up scan) are seen too.
+pub fn replay(d: &Daemon) -> Poller {
+    Poller::at(format!(
+        "{}?triggerState=2000-01-01T00:00:00.000000000Z",
+        d.trigger_url()
+    ))
+}
+
+/// `filesIndexed` from `/healthz`.
+pub fn indexed(d: &Daemon) -> u64 {
+    d.health()["filesIndexed"].as_u64().unwrap()
+}
+
+/// Owned strings, for lists of expected paths.
+pub fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+/// Writes `data` straight to its final name (no temporary name), creating parents.
+pub fn write_direct(root: &Path, rel: impl AsRef<Path>, data: &[u8]) -> PathBuf {
+    let path = root.join(rel);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    std::fs::write(&path, data).unwrap();
+    path
+}
+
+/// Whether the tests run as root.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// The environment variable that turns a skipped root-only test into a failure
+/// (`.ci/run` sets it: there every test must really run).
+pub const REQUIRE_ROOT: &str = "FILETRIGGER_REQUIRE_ROOT_TESTS";
+
+/// For a test that needs root: `true` when it may go on. Otherwise it prints one line
+/// saying what it needs and how to run it, and returns `false` (the test returns and
+/// passes); with `FILETRIGGER_REQUIRE_ROOT_TESTS=1` set, it fails instead. Use it through
+/// [`needs_root!`].
+pub fn root_or_skip(test_binary: &str, test: &str, why: &str) -> bool {
+    if is_root() {
+        return true;
+    }
+    let line = format!(
+        "skipped {test_binary}::{test}: needs root to {why}; run it as root with \
+         `cargo test --test {test_binary}`"
+    );
+    assert!(
+        std::env::var_os(REQUIRE_ROOT).is_none(),
+        "{line} ({REQUIRE_ROOT} is set, so skipping is a failure)"
+    );
+    // Straight to the process's stderr: the test harness captures `eprintln!`, and this
+    // line must be seen.
+    let _ = writeln!(std::io::stderr(), "{line}");
+    false
+}
+
+/// `needs_root!("what it does as root")` at the top of a test: skips it, with one line,
+/// when not root (see [`root_or_skip`]).
+#[macro_export]
+macro_rules! needs_root {
+    ($why:expr) => {
+        if !$crate::common::root_or_skip(
+            env!("CARGO_CRATE_NAME"),
+            {
+                fn f() {}
+                let name = std::any::type_name_of_val(&f);
+                name.strip_suffix("::f")
+                    .unwrap_or(name)
+                    .rsplit("::")
+                    .next()
+                    .unwrap_or(name)
+            },
+            $why,
+        ) {
+            return;
+        }
+    };
 }
 
 /// Sets a file's modification time.

@@ -1,10 +1,10 @@
-//! The request-only part of `GET /trigger` (`http::fuzzing::decide`): query parsing with
+//! The request-only part of `GET /trigger` (`routes::fuzzing::decide`): query parsing with
 //! percent-decoding, the base URL from `Host`, `X-Forwarded-*` or `server.public_url`,
 //! and both `Location`s. A refusal is a 4xx; every `Location` is absolute, under 2 KB,
 //! and following it is a poll with the intended cursor and the same other parameters.
 #![no_main]
 
-use filetrigger::http::fuzzing;
+use filetrigger::routes::fuzzing;
 use filetrigger_fuzz::{check_location, check_refusal, Daemon, Input};
 use libfuzzer_sys::fuzz_target;
 

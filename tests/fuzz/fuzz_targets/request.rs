@@ -1,10 +1,10 @@
-//! A whole request through `http::handle` (limits, routing, the poll) against a real
+//! A whole request through `routes::handle` (limits, routing, the poll) against a real
 //! index holding one file: never a 5xx, an error is JSON, and a poll's answer has a
 //! `Retry-After` and a `Location` that is absolute, under 2 KB, and carries the right
 //! cursor (the file's stamp on `200`, the one sent on "nothing new").
 #![no_main]
 
-use filetrigger::http::{self, fuzzing};
+use filetrigger::routes::{self, fuzzing};
 use filetrigger_fuzz::{check_location, check_refusal, Daemon, Input};
 use hyper::header::{CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use hyper::{Method, StatusCode};
@@ -16,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let daemon = Daemon::get();
     let state = daemon.state(&input);
-    let response = daemon.runtime.block_on(http::handle(
+    let response = daemon.runtime.block_on(routes::handle(
         &state,
         input.peer,
         input.secure,

@@ -23,9 +23,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
+use filetrigger::config::Settings;
 use filetrigger::health::Health;
-use filetrigger::http::{fuzzing, AppState, Swap};
 use filetrigger::index::{Index, WriteOp, WriterHandle};
+use filetrigger::routes::{fuzzing, AppState};
 use filetrigger::stamp::{Stamp, SystemClock};
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Method, Request, StatusCode, Uri};
@@ -139,6 +140,8 @@ pub struct Daemon {
     index: Index,
     writer: WriterHandle,
     root: PathBuf,
+    /// The settings without and with `server.public_url`.
+    settings: [Settings; 2],
     /// The stamp of the one indexed file (`triggerState` before it gets a `200`).
     pub file_stamp: Stamp,
 }
@@ -187,11 +190,24 @@ impl Daemon {
                 .load(std::sync::atomic::Ordering::Acquire),
         );
         assert!(file_stamp > Stamp(0), "the file was not indexed");
+        let settings = |public_url: bool| {
+            let mut env = vec![
+                ("FILETRIGGER__SERVER__TRUSTED_PROXIES", "10.0.0.0/8,fd00::/8"),
+                ("FILETRIGGER__TRIGGER__RETRY_AFTER_S", "15"),
+                ("FILETRIGGER__TRIGGER__MAX_CONTENT_BYTES", "1048576"),
+            ];
+            if public_url {
+                env.push(("FILETRIGGER__SERVER__PUBLIC_URL", PUBLIC_URL));
+            }
+            let env = env.into_iter().map(|(k, v)| (k.to_string(), v.to_string()));
+            filetrigger::config::load(None, env).expect("valid settings")
+        };
         Daemon {
             runtime,
             index,
             writer,
             root,
+            settings: [settings(false), settings(true)],
             file_stamp,
         }
     }
@@ -200,21 +216,14 @@ impl Daemon {
     pub fn state(&self, input: &Input) -> AppState {
         let health = Health::default();
         health.set_ready(true);
-        AppState {
-            reader: self.index.reader(),
-            writer: self.writer.clone(),
-            clock: self.index.clock(),
-            health: Arc::new(health),
-            root: self.root.clone(),
-            public_url: input.public_url.then(|| PUBLIC_URL.to_string()),
-            retry_after: 15,
-            max_content: 1 << 20,
-            trusted_proxies: vec![
-                "10.0.0.0/8".parse().expect("a network"),
-                "fd00::/8".parse().expect("a network"),
-            ],
-            auth: Swap::new(None),
-        }
+        AppState::new(
+            &self.settings[usize::from(input.public_url)],
+            &self.index,
+            self.writer.clone(),
+            Arc::new(health),
+            self.root.clone(),
+            None,
+        )
     }
 }
 
