@@ -447,6 +447,7 @@ mod tests {
             },
             content: Content::Stream(file),
             more: false,
+            still_open: false,
         };
         assert!(body(offer).collect().await.is_err());
     }

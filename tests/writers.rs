@@ -45,11 +45,6 @@ fn assert_complete(g: &Got, path: &str, content: &[u8]) {
     assert_eq!(still_open(g), None, "stillOpen is absent: {}", g.body);
 }
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
-}
-
 /// A helper process that opens `path` for writing, writes 1,000 bytes ("a\n"...), waits
 /// `pause_s`, writes 1,000 more ("b\n"...) and closes it.
 fn slow_writer(path: &Path, pause_s: u64) -> Child {
@@ -96,7 +91,7 @@ fn issue10_a_writer_pausing_4_s_is_offered_once_with_its_complete_content() {
         started.elapsed() < closed + Duration::from_millis(1900),
         "offered after the short quiet time, not after settle_ms"
     );
-    p.expect_nothing_more(Duration::from_secs(3));
+    p.expect_nothing_more(&site, Duration::from_secs(3));
 }
 
 #[test]
@@ -134,7 +129,7 @@ fn a_writer_holding_a_file_past_the_hold_limit_is_offered_marked_and_logged_once
     p.drain(2, Duration::from_secs(5));
     assert_eq!(p.got.len(), 2, "{}", d.log());
     assert_complete(&p.got[1], "app.log", &slow_content());
-    p.expect_nothing_more(Duration::from_secs(1));
+    p.expect_nothing_more(&site, Duration::from_secs(1));
     assert_eq!(warned(), 1, "one warning only: {}", d.log());
 }
 
@@ -175,7 +170,7 @@ fn a_writer_that_closes_and_reopens_at_once_to_append_is_offered_once_complete()
     p.drain(1, Duration::from_secs(10));
     assert_eq!(p.got.len(), 1, "{}", d.log());
     assert_complete(&p.got[0], "report.csv", &slow_content());
-    p.expect_nothing_more(Duration::from_secs(3));
+    p.expect_nothing_more(&site, Duration::from_secs(3));
 }
 
 #[test]
@@ -212,7 +207,7 @@ fn a_rename_into_place_cp_and_rsync_are_each_offered_once_complete() {
     for g in &p.got.clone() {
         assert_complete(g, &g.path, &big);
     }
-    p.expect_nothing_more(Duration::from_secs(3));
+    p.expect_nothing_more(&site, Duration::from_secs(3));
 }
 
 #[test]
@@ -248,15 +243,12 @@ fn a_file_truncated_and_rewritten_and_one_appended_after_its_offer_are_new_compl
     p.drain(3, Duration::from_secs(10));
     assert_eq!(p.got.len(), 3, "{}", d.log());
     assert_complete(&p.got[2], "t.txt", &want);
-    p.expect_nothing_more(Duration::from_secs(3));
+    p.expect_nothing_more(&site, Duration::from_secs(3));
 }
 
 #[test]
 fn a_file_open_for_writing_before_the_start_is_offered_once_when_its_writer_closes() {
-    if !is_root() {
-        eprintln!("skipped: the probe needs the file's owner; run as root");
-        return;
-    }
+    needs_root!("run a helper as another process whose file the probe may lease");
     let site = Site::new();
     let path = site.inbox.join("early.dat");
     let mut writer = slow_writer(&path, 7);
@@ -267,15 +259,12 @@ fn a_file_open_for_writing_before_the_start_is_offered_once_when_its_writer_clos
     assert!(writer.wait().unwrap().success());
     assert_eq!(p.got.len(), 1, "{}", d.log());
     assert_complete(&p.got[0], "early.dat", &slow_content());
-    p.expect_nothing_more(Duration::from_secs(3));
+    p.expect_nothing_more(&site, Duration::from_secs(3));
 }
 
 #[test]
 fn without_the_probe_a_file_open_before_the_start_falls_back_to_the_settle_time() {
-    if !is_root() {
-        eprintln!("skipped: this test runs the daemon as uid {NOBODY} and needs root");
-        return;
-    }
+    needs_root!("run the daemon as uid 65534, without the right to a lease");
     let site = Site::new();
     for p in [site.tmp.path(), &site.inbox] {
         std::os::unix::fs::chown(p, Some(NOBODY), Some(NOBODY)).unwrap();
