@@ -11,6 +11,9 @@
 //!   current file version; "next after cursor" is one B-tree range step.
 //! - `files`: relative path bytes → (size, mtime ns, inode, stamp). The version last
 //!   indexed at each path, so a scan can tell new versions from known ones.
+//! - `still_open`: stamp → (). The offers made while the file was still open for writing
+//!   (held for `watch.max_open_hold_s`). Added after schema 1 without changing it: an
+//!   older index gets the empty table on open, so its entries read as not still open.
 //! - `meta`: `schema_version`, `floor` (greatest stamp handed out), `reserved` (cursors
 //!   up to here may have been handed out).
 
@@ -40,6 +43,7 @@ type FileValue = (u64, i64, u64, i64);
 const OFFERS: TableDefinition<i64, OfferValue> = TableDefinition::new("offers");
 const FILES: TableDefinition<&[u8], FileValue> = TableDefinition::new("files");
 const META: TableDefinition<&str, i64> = TableDefinition::new("meta");
+const STILL_OPEN: TableDefinition<i64, ()> = TableDefinition::new("still_open");
 
 /// redb's page cache (its default is 1 GiB, which a large index fills: about 150 MB at
 /// 1,000,000 files). Polls touch a few pages each and scans read in key order, so a small
@@ -79,6 +83,10 @@ impl FileVersion {
 pub enum WriteOp {
     /// A settled file: indexed with a new stamp unless this exact version is known.
     Upsert(FileVersion),
+    /// As [`WriteOp::Upsert`], for a version offered while still open for writing (its
+    /// offer says `"stillOpen": true`). A later `Upsert` of the same version (its writer
+    /// closed it without writing more) is indexed again, with a new stamp and unmarked.
+    UpsertStillOpen(FileVersion),
     /// A path that no longer holds a file; with a stamp, only if that is still the
     /// version indexed there (a scan's late verdict must not remove a newer version).
     Remove(Vec<u8>, Option<Stamp>),
@@ -247,6 +255,7 @@ struct WriteTables<'t> {
     offers: Table<'t, i64, OfferValue>,
     files: Table<'t, &'static [u8], FileValue>,
     meta: Table<'t, &'static str, i64>,
+    still_open: Table<'t, i64, ()>,
 }
 
 impl<'t> WriteTables<'t> {
@@ -255,27 +264,40 @@ impl<'t> WriteTables<'t> {
             offers: txn.open_table(OFFERS).ctx("offers")?,
             files: txn.open_table(FILES).ctx("files")?,
             meta: txn.open_table(META).ctx("meta")?,
+            still_open: txn.open_table(STILL_OPEN).ctx("still_open")?,
         })
     }
 
-    /// [`WriteOp::Upsert`]: a new stamp for `v` unless this exact version is indexed; the
-    /// path's previous version loses its offer entry. Returns whether `v` got a stamp.
-    fn upsert(&mut self, v: &FileVersion, clock: &StampClock) -> Result<bool, IndexError> {
+    /// [`WriteOp::Upsert`] and [`WriteOp::UpsertStillOpen`]: a new stamp for `v` unless
+    /// this exact version is indexed (and, for a plain upsert, not marked still open: the
+    /// same version closed is indexed again only to drop the mark); the path's previous
+    /// version loses its offer entry. Returns whether `v` got a stamp.
+    fn upsert(
+        &mut self,
+        v: &FileVersion,
+        still_open: bool,
+        clock: &StampClock,
+    ) -> Result<bool, IndexError> {
         let known = self
             .files
             .get(v.rel.as_slice())
             .ctx("get")?
             .map(|g| g.value());
         if let Some((size, mtime, ino, old)) = known {
-            if v.same_version(size, Stamp(mtime), ino) {
+            let was_open = self.still_open.get(old).ctx("get")?.is_some();
+            if v.same_version(size, Stamp(mtime), ino) && (still_open || !was_open) {
                 return Ok(false);
             }
             self.offers.remove(old).ctx("remove")?;
+            self.still_open.remove(old).ctx("remove")?;
         }
         let stamp = clock.next_stamp();
         self.offers
             .insert(stamp.0, (v.rel.as_slice(), v.size, v.mtime.0, v.ino))
             .ctx("insert")?;
+        if still_open {
+            self.still_open.insert(stamp.0, ()).ctx("insert")?;
+        }
         self.files
             .insert(v.rel.as_slice(), (v.size, v.mtime.0, v.ino, stamp.0))
             .ctx("insert")?;
@@ -309,13 +331,19 @@ impl<'t> WriteTables<'t> {
 
     /// [`WriteOp::Prune`]: drops the offer entries stamped before `before`.
     fn prune(&mut self, before: Stamp) -> Result<(), IndexError> {
-        self.offers.retain_in(..before.0, |_, _| false).ctx("prune")
+        self.offers
+            .retain_in(..before.0, |_, _| false)
+            .ctx("prune")?;
+        self.still_open
+            .retain_in(..before.0, |_, _| false)
+            .ctx("prune")
     }
 
     /// Removes `rel` (indexed with `stamp`) from both tables.
     fn forget(&mut self, rel: &[u8], stamp: i64) -> Result<(), IndexError> {
         self.files.remove(rel).ctx("remove")?;
         self.offers.remove(stamp).ctx("remove")?;
+        self.still_open.remove(stamp).ctx("remove")?;
         Ok(())
     }
 
@@ -362,6 +390,7 @@ impl Index {
             let mut meta = txn.open_table(META).ctx("open meta")?;
             let offers = txn.open_table(OFFERS).ctx("open offers")?;
             txn.open_table(FILES).ctx("open files")?;
+            txn.open_table(STILL_OPEN).ctx("open still_open")?;
             match meta_get(&meta, "schema_version")? {
                 Some(SCHEMA_VERSION) => {}
                 Some(found) => {
@@ -632,7 +661,10 @@ impl Writer {
             let mut t = WriteTables::open(&txn)?;
             for op in ops {
                 match op {
-                    WriteOp::Upsert(v) => added += usize::from(t.upsert(v, &self.clock)?),
+                    WriteOp::Upsert(v) => added += usize::from(t.upsert(v, false, &self.clock)?),
+                    WriteOp::UpsertStillOpen(v) => {
+                        added += usize::from(t.upsert(v, true, &self.clock)?)
+                    }
                     WriteOp::Remove(rel, only) => t.remove(rel, *only)?,
                     WriteOp::RemoveTree(dir) => t.remove_tree(dir)?,
                     WriteOp::Prune(before) => t.prune(*before)?,
@@ -668,6 +700,8 @@ impl std::fmt::Debug for IndexReader {
 pub struct Snapshot {
     offers: ReadOnlyTable<i64, OfferValue>,
     files: ReadOnlyTable<&'static [u8], FileValue>,
+    /// `None` for an index that never had the table (it reads as empty).
+    still_open: Option<ReadOnlyTable<i64, ()>>,
 }
 
 impl IndexReader {
@@ -691,6 +725,11 @@ impl IndexReader {
         Ok(Snapshot {
             offers: txn.open_table(OFFERS).ctx("offers")?,
             files: txn.open_table(FILES).ctx("files")?,
+            still_open: match txn.open_table(STILL_OPEN) {
+                Ok(t) => Some(t),
+                Err(redb::TableError::TableDoesNotExist(_)) => None,
+                Err(e) => return Err(e).ctx("still_open"),
+            },
         })
     }
 }
@@ -706,6 +745,8 @@ pub struct Found<T> {
     pub checked: T,
     /// Whether another entry follows it.
     pub more: bool,
+    /// Offered while still open for writing ([`WriteOp::UpsertStillOpen`]).
+    pub still_open: bool,
 }
 
 impl Snapshot {
@@ -736,11 +777,16 @@ impl Snapshot {
             };
             if let Some(checked) = check(&version) {
                 let more = range.next().is_some();
+                let still_open = match &self.still_open {
+                    Some(t) => t.get(k.value()).ctx("still_open")?.is_some(),
+                    None => false,
+                };
                 return Ok(Some(Found {
                     stamp: Stamp(k.value()),
                     version,
                     checked,
                     more,
+                    still_open,
                 }));
             }
             skipped += 1;
@@ -901,6 +947,46 @@ mod tests {
         assert_eq!(second.len(), 1, "the old version's entry is gone");
         assert!(second[0].0 > first[0].0);
         assert_eq!(r.stats().files(), 1);
+    }
+
+    fn open_marks(r: &IndexReader) -> Vec<(String, bool)> {
+        let snap = r.snapshot().unwrap();
+        let mut out = Vec::new();
+        let mut c = Stamp::MIN;
+        while let Some(f) = snap.first_after(c, 10, |_| Some(())).unwrap() {
+            out.push((String::from_utf8(f.version.rel).unwrap(), f.still_open));
+            c = f.stamp;
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_still_open_offer_is_marked_and_the_same_version_closed_is_offered_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::open(dir.path(), Arc::new(SystemClock)).unwrap();
+        let (w, _join) = index.start_writer(16).unwrap();
+        let r = index.reader();
+        apply(
+            &w,
+            vec![
+                WriteOp::UpsertStillOpen(version("log", 1)),
+                WriteOp::UpsertStillOpen(version("log", 1)),
+                WriteOp::Upsert(version("plain", 1)),
+            ],
+        )
+        .await;
+        assert_eq!(
+            open_marks(&r),
+            vec![("log".into(), true), ("plain".into(), false)]
+        );
+        // Its writer closed it without writing more: indexed again, unmarked.
+        apply(&w, vec![WriteOp::Upsert(version("log", 1))]).await;
+        assert_eq!(
+            open_marks(&r),
+            vec![("plain".into(), false), ("log".into(), false)]
+        );
+        apply(&w, vec![WriteOp::Upsert(version("log", 1))]).await;
+        assert_eq!(open_marks(&r).len(), 2, "not again");
     }
 
     #[tokio::test]

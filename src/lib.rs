@@ -115,6 +115,8 @@ pub async fn start(
             root: root.clone(),
             recursive: settings.watch.recursive,
             settle: Duration::from_millis(settings.watch.settle_ms),
+            timing: crate::settle::Timing::from(&settings.watch),
+            two_scans: poll && settings.watch.poll_confirm == crate::config::PollConfirm::TwoScans,
             rescan_every: Duration::from_secs(if poll {
                 settings.watch.poll_interval_s
             } else {
