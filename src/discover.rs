@@ -573,15 +573,18 @@ fn note_probe_unavailable(why: &writers::Unknown) {
     }
 }
 
-/// What an event said, as what it tells of the file's writer. A file moved into place was
-/// written under another name: its writer is probed (blocking) and, if nobody has it open
-/// for writing, it counts as closed at the rename.
+/// What an event said, as what it tells of the file's writer. A file that appears (created,
+/// or moved into place after it was written under another name) has its writer probed
+/// (blocking): open for writing is written; nobody writing counts as closed now (a rename
+/// into place, a hard link, a `mknod`, a writer that already closed: none of these sends
+/// another close); a probe that cannot tell leaves the quiet time to decide, and the
+/// writes of a writer that has it open still mark it written when they come.
 fn seen(path: &Path, said: Said) -> Seen {
     match said {
-        Said::Arrived | Said::Written => Seen::Written,
+        Said::Written => Seen::Written,
         Said::Closed => Seen::Closed,
         Said::Touched => Seen::Changed,
-        Said::MovedIn => match writers::probe_path(path) {
+        Said::Arrived | Said::MovedIn => match writers::probe_path(path) {
             Writers::NotOpen => Seen::Closed,
             Writers::Open => Seen::Written,
             Writers::Unknown(why) => {

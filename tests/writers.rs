@@ -154,6 +154,23 @@ fn a_write_and_close_is_offered_before_a_file_that_needs_the_settle_time() {
 }
 
 #[test]
+fn a_hard_link_into_the_folder_is_offered_without_waiting_for_a_close_that_never_comes() {
+    // A hard link sends a create event and no write or close. It must not be held as open
+    // for writing until `max_open_hold_s` (an hour): the probe finds no writer, so it is
+    // offered after the short quiet time, before a file found by the start-up scan.
+    let site = Site::new();
+    let outside = site.tmp.path().join("outside.txt");
+    std::fs::write(&outside, b"linked in").unwrap();
+    std::fs::write(site.inbox.join("scanned.txt"), b"found by a scan").unwrap();
+    let d = site.daemon(3000, &[POLL_EVERY]);
+    let mut p = Poller::start(&d.trigger_url());
+    std::fs::hard_link(&outside, site.inbox.join("linked.txt")).unwrap();
+    p.drain(2, Duration::from_secs(20));
+    assert_eq!(p.paths(), vec!["linked.txt", "scanned.txt"], "{}", d.log());
+    assert_complete(&p.got[0], "linked.txt", b"linked in");
+}
+
+#[test]
 fn a_writer_that_closes_and_reopens_at_once_to_append_is_offered_once_complete() {
     let site = Site::new();
     let d = site.daemon(2000, &[POLL_EVERY]);
