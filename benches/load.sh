@@ -226,9 +226,10 @@ done
 kill -TERM "$BARE_PID"; wait "$BARE_PID" 2>/dev/null || true; BARE_PID=""
 
 # ------------------------------------------------------------------ 6. detection latency
-log "detection latency: rename into place → first visibility in a poll (settle_ms 2000)"
+log "detection latency: rename into place, and write-and-close in place → first visibility in a poll (settle_after_close_ms 300, settle_ms 2000)"
 for r in $(seq "$RUNS"); do
-    record detect "$("$CLIENT" detect "$SCRATCH/tree4k" "detect$r" "$BASE/trigger" 1000 10)"
+    record detect "$("$CLIENT" detect "$SCRATCH/tree4k" "detect$r" "$BASE/trigger" 1000 10 rename)"
+    record detect.close "$("$CLIENT" detect "$SCRATCH/tree4k" "detectc$r" "$BASE/trigger" 1000 10 close)"
 done
 stop_daemon
 

@@ -21,9 +21,12 @@
 //! - `latency TRIGGER_URL N`: N single polls with cursors spread uniformly over the
 //!   indexed stamps (each answer a `200`); prints p50/p99 in microseconds;
 //! - `cursors TRIGGER_URL N OUT`: writes `wrk` Lua with N paths whose polls answer `200`;
-//! - `detect ROOT SUB TRIGGER_URL N INTERVAL_MS`: writes N files under `ROOT/SUB` as `.tmp`
-//!   and renames each into place, INTERVAL_MS apart, while a poller follows the trigger as fast as it can; prints
-//!   p50/p99 of rename → first visibility, and whether any file was missed or repeated.
+//! - `detect ROOT SUB TRIGGER_URL N INTERVAL_MS [MODE]`: writes N files under `ROOT/SUB`,
+//!   INTERVAL_MS apart, while a poller follows the trigger as fast as it can; prints
+//!   p50/p99 of the file's completion → first visibility, and whether any file was missed
+//!   or repeated. MODE `rename` (the default): each is written as `.tmp` and renamed into
+//!   place (timed from the rename); `close`: written and closed in place (timed from the
+//!   close).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -54,7 +57,7 @@ fn main() {
         "seq" => seq(&a(1), n(2)),
         "latency" => latency(&a(1), n(2)),
         "cursors" => cursors(&a(1), n(2), Path::new(&a(3))),
-        "detect" => detect(Path::new(&a(1)), &a(2), &a(3), n(4), n(5)),
+        "detect" => detect(Path::new(&a(1)), &a(2), &a(3), n(4), n(5), &a(6)),
         other => Err(format!("unknown sub-command {other}").into()),
     };
     if let Err(e) = result {
@@ -370,7 +373,12 @@ fn cursors(url: &str, n: u64, out: &Path) -> Res<()> {
     Ok(())
 }
 
-fn detect(dir: &Path, prefix: &str, url: &str, n: u64, interval_ms: u64) -> Res<()> {
+fn detect(dir: &Path, prefix: &str, url: &str, n: u64, interval_ms: u64, mode: &str) -> Res<()> {
+    let in_place = match mode {
+        "" | "rename" => false,
+        "close" => true,
+        other => return Err(format!("unknown detect mode {other}: rename or close").into()),
+    };
     // The directories exist (and are watched) before the first file is timed.
     for s in 0..10 {
         std::fs::create_dir_all(dir.join(format!("{prefix}/s{s}")))?;
@@ -395,8 +403,12 @@ fn detect(dir: &Path, prefix: &str, url: &str, n: u64, interval_ms: u64) -> Res<
                 let sub = format!("{prefix}/s{}", i % 10);
                 let tmp = dir.join(&sub).join(format!("f{i:05}.dat.tmp"));
                 let rel = format!("{sub}/f{i:05}.dat");
-                std::fs::write(&tmp, &data)?;
-                std::fs::rename(&tmp, dir.join(&rel))?;
+                if in_place {
+                    std::fs::write(dir.join(&rel), &data)?;
+                } else {
+                    std::fs::write(&tmp, &data)?;
+                    std::fs::rename(&tmp, dir.join(&rel))?;
+                }
                 renamed
                     .lock()
                     .map_err(|_| "poisoned")?
@@ -442,7 +454,8 @@ fn detect(dir: &Path, prefix: &str, url: &str, n: u64, interval_ms: u64) -> Res<
     let missed = renamed.keys().filter(|p| !seen.contains_key(*p)).count();
     let extra = seen.keys().filter(|p| !renamed.contains_key(*p)).count();
     println!(
-        "{{\"n\":{n},\"p50_ms\":{:.1},\"p99_ms\":{:.1},\"max_ms\":{:.1},\"missed\":{missed},\"repeated\":{repeated},\"unexpected\":{extra}}}",
+        "{{\"mode\":\"{}\",\"n\":{n},\"p50_ms\":{:.1},\"p99_ms\":{:.1},\"max_ms\":{:.1},\"missed\":{missed},\"repeated\":{repeated},\"unexpected\":{extra}}}",
+        if in_place { "close" } else { "rename" },
         pct(&ms, 0.5),
         pct(&ms, 0.99),
         ms.last().copied().unwrap_or(f64::NAN)

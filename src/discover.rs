@@ -14,18 +14,23 @@
 //! One file's way from an inotify event to the index:
 //! 1. `watch`: the kernel's event becomes a [`Change`] (`Create`, `Write`, `CloseWrite`,
 //!    ...) on notify's thread and reaches [`run`]'s loop through a bounded channel.
-//! 2. `State::on_changes`: each path is stat'ed on a blocking thread (`look_at`). A
-//!    regular file the filter offers goes to `State::observe`, the one place where what
-//!    an event said (`Said`) reaches [`Settler::observe`]; a new directory gets subtree
-//!    scans (`Schedule::new_dir`); a path gone is removed from the index at once.
-//! 3. When its quiet time has run out ([`Settler::next_due`] wakes the loop),
-//!    `State::on_due` stats it again (`settle_due`): unchanged means complete, and it is
-//!    sent to the index writer as `WriteOp::Upsert`.
+//! 2. `State::on_changes`: each path is stat'ed on a blocking thread (`look_at`), which
+//!    also turns what the event said (`Said`) into what it tells of the file's writer
+//!    ([`Seen`]; a file moved into place is probed, `writers`). A regular file the filter
+//!    offers goes to `State::observe`, the one place where that reaches
+//!    [`Settler::see`]; a new directory gets subtree scans (`Schedule::new_dir`); a path
+//!    gone is removed from the index at once.
+//! 3. When its wait has run out ([`Settler::next_due`] wakes the loop), `State::on_due`
+//!    stats it again and, unless it is known to be open for writing, probes its writers
+//!    (`settle_due`): unchanged and not open means complete, and it is sent to the index
+//!    writer as `WriteOp::Upsert` (`WriteOp::UpsertStillOpen` for a file offered after
+//!    `watch.max_open_hold_s` while still open, with one warning naming it).
 //! 4. `index`: the writer stamps and commits it; a poll (`http`, `offer`) serves it.
 //!
 //! A file that no event told about is found by a scan instead (start-up, overflow,
 //! periodic): `scan::scan` on a scan thread (`discover/scans.rs`) → `Found::Candidates` →
-//! the settler as in step 2, or [`Bulk`].
+//! the settler as in step 2 ([`Seen::Scan`]: `watch.settle_ms`), or [`Bulk`]; in `poll`
+//! mode with `watch.poll_confirm = "two_scans"`, always [`Bulk`].
 
 mod scans;
 
@@ -33,6 +38,7 @@ use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -43,13 +49,15 @@ use tokio_util::sync::CancellationToken;
 use crate::error::IndexError;
 use crate::filter::Filter;
 use crate::health::Health;
+use crate::health::Watcher;
 use crate::index::{FileVersion, IndexReader, WriteOp, WriterHandle};
 use crate::metrics::{Metrics, Overflow};
 use crate::scan;
 use crate::schedule::{Scan, ScanKind, Schedule};
-use crate::settle::{Bulk, Settler};
+use crate::settle::{Bulk, Complete, Seen, Settler, Timing, Writer};
 use crate::stamp::Stamp;
 use crate::watch::{AddError, Change, WatchRx};
+use crate::writers::{self, Writers};
 
 use self::scans::{Found, ScanJob};
 
@@ -72,6 +80,11 @@ pub struct Discover {
     pub recursive: bool,
     /// `watch.settle_ms`
     pub settle: Duration,
+    /// `watch.settle_ms`, `watch.settle_after_close_ms`, `watch.max_open_hold_s`.
+    pub timing: Timing,
+    /// `watch.mode = "poll"` with `watch.poll_confirm = "two_scans"`: every file a scan
+    /// finds is confirmed by a second scan at least `settle` later ([`Bulk`]).
+    pub two_scans: bool,
     /// `watch.rescan_interval_s`
     pub rescan_every: Duration,
     /// `watch.mode = "poll"`: no watcher; every `rescan_every` a full scan.
@@ -94,19 +107,21 @@ pub struct Discover {
 /// What an event said about a file, as far as its quiet time goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Said {
-    /// Created or moved into place.
+    /// Created.
     Arrived,
+    /// Moved into place (renamed from another name, or moved in from outside the tree).
+    MovedIn,
     /// Written to.
     Written,
     /// Closed by a writer.
     Closed,
-    /// Something else (metadata): the quiet time restarts only if the version changed.
+    /// Something else (metadata).
     Touched,
 }
 
 /// The result of looking at one event's path.
 enum Looked {
-    File(FileVersion, Said),
+    File(FileVersion, Seen),
     NewDir(Vec<u8>),
     Gone(Vec<u8>),
     Nothing,
@@ -153,7 +168,7 @@ pub async fn run(
         metrics: d.metrics.clone(),
     };
     let mut st = State {
-        settler: Settler::new(d.settle),
+        settler: Settler::with_timing(d.timing),
         bulk: Bulk::new(d.settle),
         sched: Schedule::new(d.poll, d.rescan_every, d.poll_every, Instant::now()),
         scans: JoinSet::new(),
@@ -178,6 +193,7 @@ pub async fn run(
             _ = token.cancelled() => break,
             _ = dropped.notified() => {
                 st.d.metrics.overflow(Overflow::Queue);
+                st.settler.forget_writers();
                 st.sched.want_full("the watcher's channel was full and events were dropped");
             }
             _ = st.d.reader.stats().needs_rescan.notified() => {
@@ -187,6 +203,7 @@ pub async fn run(
                 if n == 0 {
                     tracing::warn!(every_s = st.d.poll_every.as_secs(), "the file-system watcher stopped; relying on polling scans");
                     st.sched.watcher_stopped(Instant::now());
+                    st.settler.forget_writers();
                 }
                 st.on_changes(&mut changes).await?;
             }
@@ -249,7 +266,13 @@ impl State {
         match found {
             Found::Candidates(started, vs) => {
                 for v in vs {
-                    if self.settler.contains(&v.rel) || self.settler.len() < SETTLER_CAP {
+                    if self.d.two_scans {
+                        if self.bulk.confirms(started, &v) {
+                            self.d.writer.send(WriteOp::Upsert(v)).await?;
+                        } else {
+                            self.bulk.collect(&v);
+                        }
+                    } else if self.settler.contains(&v.rel) || self.settler.len() < SETTLER_CAP {
                         self.settler.observe(v, false, now);
                     } else if self.bulk.confirms(started, &v) {
                         self.d.writer.send(WriteOp::Upsert(v)).await?;
@@ -292,6 +315,8 @@ impl State {
 
     /// The inotify watch limit was reached (by a scan, or reported by the watcher).
     fn watch_limit(&mut self, message: &str, now: Instant) {
+        // A file in a directory past the limit gets no close event.
+        self.settler.forget_writers();
         if self.sched.watch_limit(now) {
             tracing::warn!(
                 error = %message,
@@ -307,6 +332,7 @@ impl State {
         for change in changes.drain(..) {
             match change {
                 Change::Create(p) => look.push((p, Said::Arrived)),
+                Change::MovedIn(p) => look.push((p, Said::MovedIn)),
                 Change::Write(p) => look.push((p, Said::Written)),
                 Change::CloseWrite(p) => look.push((p, Said::Closed)),
                 Change::Touch(p) => look.push((p, Said::Touched)),
@@ -316,6 +342,7 @@ impl State {
                 Change::Rescan(why) => {
                     self.d.metrics.overflow(Overflow::Kernel);
                     tracing::warn!(reason = why, "events were lost; rescanning");
+                    self.settler.forget_writers();
                     self.sched.want_full(why);
                 }
                 Change::Failed { message, limit } => {
@@ -323,6 +350,7 @@ impl State {
                         self.watch_limit(&message, Instant::now());
                     } else {
                         tracing::warn!(error = %message, "watcher error; rescanning");
+                        self.settler.forget_writers();
                     }
                     self.sched.want_full("watcher error");
                 }
@@ -348,7 +376,7 @@ impl State {
         let now = Instant::now();
         for l in looked {
             match l {
-                Looked::File(v, said) => self.observe(v, said, now),
+                Looked::File(v, seen) => self.observe(v, seen, now),
                 Looked::NewDir(rel) => self.sched.new_dir(rel, now),
                 Looked::Gone(rel) => {
                     self.settler.forget(&rel);
@@ -360,14 +388,10 @@ impl State {
         Ok(())
     }
 
-    /// A file was seen after an event: the one place where what the event said reaches
-    /// the settler. Every kind but `Touched` restarts its quiet time.
-    fn observe(&mut self, v: FileVersion, said: Said, now: Instant) {
-        let restarts = match said {
-            Said::Arrived | Said::Written | Said::Closed => true,
-            Said::Touched => false,
-        };
-        self.settler.observe(v, restarts, now);
+    /// A file was seen after an event: the one place where what the event said of its
+    /// writer (`look_at`) reaches the settler.
+    fn observe(&mut self, v: FileVersion, seen: Seen, now: Instant) {
+        self.settler.see(v, seen, now);
     }
 
     /// Checks that the watched directory exists and can be listed. Going bad makes
@@ -444,12 +468,28 @@ impl State {
         self.sched.tick(now);
         let root = self.d.root.clone();
         let filter = self.d.filter.clone();
-        let complete = settle_due(&mut self.settler, now, move |rel| {
-            scan::stat_file(&root, Path::new(OsStr::from_bytes(rel)), &filter)
+        // Only while every directory is watched does a writer's close come as an event.
+        let events = self.sched.watcher() == Watcher::Inotify;
+        let complete = settle_due(&mut self.settler, now, events, move |rel, probe| {
+            let v = scan::stat_file(&root, Path::new(OsStr::from_bytes(rel)), &filter);
+            let w = (probe && v.is_some()).then(|| writers::probe_beneath(&root, rel));
+            (v, w)
         })
         .await;
-        for v in complete {
-            self.d.writer.send(WriteOp::Upsert(v)).await?;
+        for c in complete {
+            if c.still_open {
+                tracing::warn!(
+                    path = %self.d.root.join(OsStr::from_bytes(&c.version.rel)).display(),
+                    max_open_hold_s = self.d.timing.max_open_hold.as_secs(),
+                    "offered while still open for writing: its writer kept it open longer than watch.max_open_hold_s"
+                );
+                self.d
+                    .writer
+                    .send(WriteOp::UpsertStillOpen(c.version))
+                    .await?;
+            } else {
+                self.d.writer.send(WriteOp::Upsert(c.version)).await?;
+            }
         }
         Ok(())
     }
@@ -470,27 +510,38 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-/// Stats (with `stat`, on a blocking thread) the paths whose quiet time ran out by `now`
-/// and returns the versions that are complete. If stat'ing fails, each path waits a
-/// quiet period again ([`Settler::retry`]) rather than staying pending for good.
+/// Checks (with `check`, on a blocking thread) the paths whose wait ran out by `now` and
+/// returns the versions that are complete. `check(rel, probe)` stats a path and, if
+/// `probe`, asks its writers once: every path is probed except those known to be open
+/// (at their hold limit, offered anyway). One found open waits on
+/// ([`Settler::found_open`]; `events`: a writer's close would be reported). If the check
+/// fails, each path waits a quiet period again ([`Settler::retry`]) rather than staying
+/// pending for good.
 async fn settle_due(
     settler: &mut Settler,
     now: Instant,
-    stat: impl Fn(&[u8]) -> Option<FileVersion> + Send + 'static,
-) -> Vec<FileVersion> {
+    events: bool,
+    check: impl Fn(&[u8], bool) -> (Option<FileVersion>, Option<Writers>) + Send + 'static,
+) -> Vec<Complete> {
     let due = settler.due(now, DUE_BATCH);
     if due.is_empty() {
         return Vec::new();
     }
-    let paths = due.clone();
+    let paths: Vec<(Vec<u8>, bool)> = due
+        .iter()
+        .map(|rel| {
+            let open = matches!(settler.writer(rel), Some(Writer::Open { .. }));
+            (rel.clone(), !open)
+        })
+        .collect();
     let looked = blocking("checking files whose quiet time ran out", move || {
         let mut seen = HashSet::new();
         paths
             .into_iter()
-            .filter(|rel| seen.insert(rel.clone()))
-            .map(|rel| {
-                let v = stat(&rel);
-                (rel, v)
+            .filter(|(rel, _)| seen.insert(rel.clone()))
+            .map(|(rel, probe)| {
+                let checked = check(&rel, probe);
+                (rel, checked)
             })
             .collect::<Vec<_>>()
     })
@@ -504,8 +555,54 @@ async fn settle_due(
     };
     looked
         .into_iter()
-        .filter_map(|(rel, current)| settler.confirm(&rel, current, now))
+        .filter_map(|(rel, checked)| match checked {
+            (Some(cur), Some(Writers::Open)) => settler.found_open(&rel, cur, events, now),
+            (current, probed) => {
+                if let Some(Writers::Unknown(why)) = probed {
+                    note_probe_unavailable(&why);
+                }
+                settler.confirm_complete(&rel, current, now)
+            }
+        })
         .collect()
+}
+
+/// Logs once that the writer probe cannot tell (no `CAP_LEASE`, or a file system without
+/// leases): such files are complete after `watch.settle_ms` of quiet alone.
+fn note_probe_unavailable(why: &writers::Unknown) {
+    static NOTED: AtomicBool = AtomicBool::new(false);
+    if matches!(
+        why,
+        writers::Unknown::NotPermitted | writers::Unknown::Unsupported
+    ) && !NOTED.swap(true, Ordering::Relaxed)
+    {
+        tracing::info!(
+            reason = %why,
+            "cannot tell whether files are open for writing (no CAP_LEASE and not their owner, or no leases on this file system); files found by scans are complete after watch.settle_ms of quiet"
+        );
+    }
+}
+
+/// What an event said, as what it tells of the file's writer. A file that appears (created,
+/// or moved into place after it was written under another name) has its writer probed
+/// (blocking): open for writing is written; nobody writing counts as closed now (a rename
+/// into place, a hard link, a `mknod`, a writer that already closed: none of these sends
+/// another close); a probe that cannot tell leaves the quiet time to decide, and the
+/// writes of a writer that has it open still mark it written when they come.
+fn seen(path: &Path, said: Said) -> Seen {
+    match said {
+        Said::Written => Seen::Written,
+        Said::Closed => Seen::Closed,
+        Said::Touched => Seen::Changed,
+        Said::Arrived | Said::MovedIn => match writers::probe_path(path) {
+            Writers::NotOpen => Seen::Closed,
+            Writers::Open => Seen::Written,
+            Writers::Unknown(why) => {
+                note_probe_unavailable(&why);
+                Seen::Changed
+            }
+        },
+    }
 }
 
 /// Stats one event's path (blocking).
@@ -520,13 +617,15 @@ fn look_at(root: &Path, filter: &Filter, recursive: bool, path: &Path, said: Sai
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_file() => {
             if filter.offers_file(rel) {
-                Looked::File(scan::version_of(rel, &m), said)
+                let v = scan::version_of(rel, &m);
+                Looked::File(v, seen(path, said))
             } else {
                 Looked::Nothing
             }
         }
         Ok(m) if m.file_type().is_dir() => {
-            if said == Said::Arrived && recursive && !filter.prunes_dir(rel) {
+            if matches!(said, Said::Arrived | Said::MovedIn) && recursive && !filter.prunes_dir(rel)
+            {
                 Looked::NewDir(bytes())
             } else {
                 Looked::Nothing
@@ -555,11 +654,21 @@ mod tests {
     async fn due_files_are_confirmed_on_a_blocking_thread() {
         let mut s = Settler::new(Duration::ZERO);
         s.observe(v("a"), false, Instant::now());
-        let complete = settle_due(&mut s, Instant::now(), |rel| {
-            Some(v(std::str::from_utf8(rel).unwrap()))
+        let complete = settle_due(&mut s, Instant::now(), true, |rel, probe| {
+            assert!(probe, "a scanned file is probed");
+            (
+                Some(v(std::str::from_utf8(rel).unwrap())),
+                Some(Writers::NotOpen),
+            )
         })
         .await;
-        assert_eq!(complete, vec![v("a")]);
+        assert_eq!(
+            complete,
+            vec![Complete {
+                version: v("a"),
+                still_open: false
+            }]
+        );
         assert!(s.is_empty());
     }
 
@@ -569,8 +678,24 @@ mod tests {
         // queue and stayed pending for good, never checked again.
         let mut s = Settler::new(Duration::ZERO);
         s.observe(v("a"), false, Instant::now());
-        let complete = settle_due(&mut s, Instant::now(), |_| panic!("stat failed")).await;
+        let complete = settle_due(&mut s, Instant::now(), true, |_, _| panic!("stat failed")).await;
         assert!(complete.is_empty());
         assert_eq!(s.due(Instant::now(), 10), vec![b"a".to_vec()]);
+    }
+
+    #[tokio::test]
+    async fn a_due_file_found_open_is_held_as_written_with_events_and_waits_again_without() {
+        let t0 = Instant::now();
+        let open = |_: &[u8], _| (Some(v("a")), Some(Writers::Open));
+        let mut s = Settler::new(Duration::ZERO);
+        s.observe(v("a"), false, t0);
+        assert!(settle_due(&mut s, t0, true, open).await.is_empty());
+        assert!(matches!(s.writer(b"a"), Some(Writer::Open { .. })));
+
+        let mut s = Settler::new(Duration::ZERO);
+        s.observe(v("a"), false, t0);
+        assert!(settle_due(&mut s, t0, false, open).await.is_empty());
+        assert_eq!(s.writer(b"a"), Some(Writer::Unknown));
+        assert!(s.contains(b"a"));
     }
 }

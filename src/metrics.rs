@@ -235,7 +235,7 @@ impl Metrics {
         registry.register(
             "index_commit_duration_seconds",
             "Time an index write transaction took to commit.",
-            reader.stats().commit_seconds.0.clone(),
+            reader.stats().commit_seconds().0.clone(),
         );
         registry.register_collector(Box::new(Live { health, reader }));
         Metrics {
@@ -347,14 +347,13 @@ fn gauge<V: prometheus_client::encoding::EncodeGaugeValue>(
 
 impl Collector for Live {
     fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        use std::sync::atomic::Ordering::Relaxed;
         let stats: &IndexStats = self.reader.stats();
         let folder = FolderLabels { folder: FOLDER };
         samples(
             &mut e,
             "files_indexed",
             "Files in the index (each offered once, in stamp order), by folder.",
-            &[(folder.clone(), stats.files.load(Relaxed))],
+            &[(folder.clone(), stats.files())],
         )?;
         samples(
             &mut e,
@@ -433,7 +432,7 @@ impl Collector for Live {
             MetricType::Counter,
         )?
         .encode_counter::<prometheus_client::encoding::NoLabelSet, _, u64>(
-            &stats.commit_failures.load(Relaxed),
+            &stats.commit_failures(),
             None,
         )?;
         Ok(())

@@ -54,6 +54,8 @@ pub struct Offer {
     pub content: Content,
     /// Whether more entries follow it.
     pub more: bool,
+    /// Offered while still open for writing (`"stillOpen": true` in the body).
+    pub still_open: bool,
 }
 
 /// Finds the oldest live file indexed after `cursor` (blocking).
@@ -74,6 +76,7 @@ pub fn next_after(
             version: f.version,
             content: f.checked,
             more: f.more,
+            still_open: f.still_open,
         }))
 }
 
@@ -179,6 +182,9 @@ struct Meta<'a> {
     content_type: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     content_omitted: Option<&'a str>,
+    /// Present (true) only for a file offered while still open for writing.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    still_open: bool,
 }
 
 /// A `200` body, ready to send: the whole JSON, or a JSON head and tail around base64
@@ -273,6 +279,7 @@ pub fn body(offer: Offer) -> Body {
         indexed_at: offer.stamp.to_string(),
         content_type,
         content_omitted: omitted,
+        still_open: offer.still_open,
     };
     // Serializing a struct of strings and numbers cannot fail.
     let mut json = serde_json::to_string(&meta).unwrap_or_else(|_| "{}".into());
@@ -404,6 +411,7 @@ mod tests {
             },
             content: Content::Stream(file),
             more: false,
+            still_open: false,
         };
         let body = body(offer);
         assert!(
@@ -439,6 +447,7 @@ mod tests {
             },
             content: Content::Stream(file),
             more: false,
+            still_open: false,
         };
         assert!(body(offer).collect().await.is_err());
     }

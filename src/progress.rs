@@ -11,7 +11,6 @@
 //! the notification protocol (`sd`), the status word (`health`), or `/healthz`'s fields
 //! (`health::answer`).
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -73,7 +72,7 @@ pub async fn run(
                 idle(
                     serving,
                     word,
-                    reader.stats().files.load(Ordering::Relaxed),
+                    reader.stats().files(),
                     health.pending(),
                     health.watcher().as_str(),
                 )

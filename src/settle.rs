@@ -40,6 +40,7 @@ pub struct Timing {
     pub max_open_hold: Duration,
 }
 
+#[cfg(test)]
 impl Timing {
     /// The hold limit used by [`Timing::settle_only`].
     pub const DEFAULT_MAX_OPEN_HOLD: Duration = Duration::from_secs(3600);
@@ -128,6 +129,8 @@ struct Pending {
     /// entries for the path (an earlier schedule, a forgotten and re-added path) are
     /// skipped when they come up.
     queued: Option<(u64, Instant)>,
+    /// Without events (`poll` mode): when a writer probe first found it open for writing.
+    probed_open: Option<Instant>,
 }
 
 /// The pending files.
@@ -141,7 +144,9 @@ pub struct Settler {
 
 impl Settler {
     /// A settler that wants `settle` of quiet before a file counts as complete, whatever
-    /// is known of its writer ([`Timing::settle_only`]).
+    /// is known of its writer ([`Timing::settle_only`]). The tests of the quiet-time rule
+    /// alone use it.
+    #[cfg(test)]
     pub fn new(settle: Duration) -> Settler {
         Settler::with_timing(Timing::settle_only(settle))
     }
@@ -170,6 +175,7 @@ impl Settler {
     }
 
     /// Whether no file is waiting.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.pending.is_empty()
     }
@@ -205,6 +211,7 @@ impl Settler {
                         since: now,
                         writer,
                         queued: None,
+                        probed_open: None,
                     },
                 );
             }
@@ -318,6 +325,7 @@ impl Settler {
     /// file. Returns the version when it is complete (unchanged since it was seen, or
     /// held open for `max_open_hold`); otherwise it waits again.
     /// Same as [`Settler::confirm_complete`] without the `still_open` flag.
+    #[cfg(test)]
     pub fn confirm(
         &mut self,
         rel: &[u8],
@@ -373,6 +381,38 @@ impl Settler {
                 }
             }
         }
+        self.schedule(rel);
+        None
+    }
+
+    /// A due path that a writer probe found open for writing, seen as `cur`. With events
+    /// (`inotify` mode) it is held as written: until its writer's close is seen, or
+    /// `max_open_hold` from now. Without (`poll` mode, where no close event comes) its
+    /// quiet time starts again; once it has been found open for `max_open_hold`, it is
+    /// complete anyway, marked `still_open`.
+    pub fn found_open(
+        &mut self,
+        rel: &[u8],
+        cur: FileVersion,
+        events: bool,
+        now: Instant,
+    ) -> Option<Complete> {
+        if events {
+            self.see(cur, Seen::Written, now);
+            return None;
+        }
+        let hold = self.timing.max_open_hold;
+        let p = self.pending.get_mut(rel)?;
+        let first = *p.probed_open.get_or_insert(now);
+        if now.saturating_duration_since(first) >= hold {
+            self.pending.remove(rel);
+            return Some(Complete {
+                version: cur,
+                still_open: true,
+            });
+        }
+        p.seen = cur;
+        p.since = now;
         self.schedule(rel);
         None
     }
@@ -455,11 +495,6 @@ impl Bulk {
     /// How many versions it remembers.
     pub fn len(&self) -> usize {
         self.collecting.len() + self.sealed.as_ref().map_or(0, |(h, _)| h.len())
-    }
-
-    /// Whether it remembers nothing.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Remembers a candidate seen by a scan, to be confirmed after the next seal.
@@ -885,6 +920,37 @@ mod tests {
                 settle_after_close: Duration::from_millis(300),
                 max_open_hold: Duration::from_secs(3600),
             }
+        );
+    }
+
+    #[test]
+    fn without_events_a_file_found_open_waits_again_until_the_hold_limit() {
+        let t0 = Instant::now();
+        let mut s = writers();
+        s.see(v("a", 1), Seen::Scan, t0);
+        assert_eq!(s.due(ms(t0, 2000), 10).len(), 1);
+        assert_eq!(s.found_open(b"a", v("a", 2), false, ms(t0, 2000)), None);
+        assert_eq!(s.writer(b"a"), Some(Writer::Unknown));
+        assert!(s.due(ms(t0, 3999), 10).is_empty(), "quiet again from now");
+        assert_eq!(s.due(ms(t0, 4000), 10).len(), 1);
+        assert_eq!(s.found_open(b"a", v("a", 2), false, ms(t0, 4000)), None);
+        assert_eq!(
+            s.found_open(b"a", v("a", 3), false, ms(t0, 62_000)),
+            Some(Complete {
+                version: v("a", 3),
+                still_open: true
+            }),
+            "found open for the hold limit (60 s) since the first probe"
+        );
+        assert!(s.is_empty());
+        // With events it is held as written.
+        s.see(v("b", 1), Seen::Scan, t0);
+        assert_eq!(s.found_open(b"b", v("b", 1), true, ms(t0, 2000)), None);
+        assert_eq!(
+            s.writer(b"b"),
+            Some(Writer::Open {
+                since: ms(t0, 2000)
+            })
         );
     }
 

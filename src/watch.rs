@@ -25,8 +25,12 @@ use tokio::sync::{mpsc, Notify};
 /// What the watcher reports: one notify event, named.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
-    /// Created, or moved in (a rename's new name, or a move from outside the tree).
+    /// Created (`IN_CREATE`): for a file, by its writer's open, as a rule.
     Create(PathBuf),
+    /// Moved in (`IN_MOVED_TO`: a rename's new name, or a move from outside the tree): the
+    /// content was written under another name, by a writer that may or may not have
+    /// closed it.
+    MovedIn(PathBuf),
     /// Its content was written.
     Write(PathBuf),
     /// A writer closed it (`IN_CLOSE_WRITE`).
@@ -36,7 +40,7 @@ pub enum Change {
     /// Deleted, or moved away (a rename's old name, or a move out of the tree).
     Remove(PathBuf),
     /// A rename within the tree, both names known. Its halves were reported before it, as
-    /// [`Change::Remove`] of `from` and [`Change::Create`] of `to`.
+    /// [`Change::Remove`] of `from` and [`Change::MovedIn`] of `to`.
     Rename {
         /// The old name.
         from: PathBuf,
@@ -65,9 +69,8 @@ impl Change {
         let one: fn(PathBuf) -> Change = match ev.kind {
             EventKind::Access(AccessKind::Close(AccessMode::Write)) => Change::CloseWrite,
             EventKind::Access(_) => return,
-            EventKind::Create(_) | EventKind::Modify(ModifyKind::Name(RenameMode::To)) => {
-                Change::Create
-            }
+            EventKind::Create(_) => Change::Create,
+            EventKind::Modify(ModifyKind::Name(RenameMode::To)) => Change::MovedIn,
             EventKind::Modify(ModifyKind::Name(RenameMode::From)) | EventKind::Remove(_) => {
                 Change::Remove
             }
@@ -79,7 +82,7 @@ impl Change {
                 return;
             }
             // A rename of which notify knows one name but not which.
-            EventKind::Modify(ModifyKind::Name(_)) => Change::Create,
+            EventKind::Modify(ModifyKind::Name(_)) => Change::MovedIn,
             EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any) => Change::Write,
             EventKind::Modify(_) | EventKind::Any | EventKind::Other => Change::Touch,
         };
@@ -251,7 +254,7 @@ mod tests {
             ),
             (
                 EventKind::Modify(ModifyKind::Name(RenameMode::To)),
-                Some(Change::Create(p())),
+                Some(Change::MovedIn(p())),
             ),
             (
                 EventKind::Modify(ModifyKind::Name(RenameMode::From)),

@@ -62,6 +62,17 @@ pub enum Unknown {
     Io(io::Error),
 }
 
+impl std::fmt::Display for Unknown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unknown::NotPermitted => f.write_str("not the owner and no CAP_LEASE"),
+            Unknown::Unsupported => f.write_str("no leases on this file system"),
+            Unknown::NotRegular => f.write_str("not a regular file"),
+            Unknown::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
 /// Ignores SIGIO for the whole process, once; call it at start-up. Every probe calls it
 /// too, so no lease is ever taken while SIGIO could end the process.
 ///

@@ -427,11 +427,13 @@ fn no_arguments_in_an_empty_directory_serves_the_defaults() {
     let got = p.drain(1, WAIT).to_vec();
     assert_eq!(p.paths(), vec!["d.pdf"], "{got:?}");
     assert_eq!(got[0].content(), b"%PDF default");
-    // The default settle time is 2 s: not offered before that.
+    // Renamed into place with nobody writing: it counts as closed at the rename, and the
+    // default quiet time after a close is 300 ms (`watch.settle_after_close_ms`): not
+    // offered before that, and well before the 2 s a file found by a scan waits.
+    let took = written.elapsed();
     assert!(
-        written.elapsed() >= Duration::from_millis(2000),
-        "offered after {:?}, before the default settle time",
-        written.elapsed()
+        took >= Duration::from_millis(300),
+        "offered after {took:?}, before the default quiet time after a close"
     );
 }
 

@@ -40,7 +40,14 @@ fn a_slow_writer_is_never_offered_half_written_and_is_offered_once_complete() {
     const SLOW_SETTLE: u64 = 1000;
     const PAUSE: Duration = Duration::from_millis(400);
     let site = Site::new();
-    let d = site.daemon(SLOW_SETTLE, &[]);
+    // Writer 2 closes the file between its appends: since issue 10 a close is trusted
+    // after `settle_after_close_ms` (300 ms by default, shorter than its pauses), so a
+    // writer like it needs that setting as long as its pauses (README, "The contract in
+    // brief"). Writer 1 keeps its file open and needs nothing.
+    let d = site.daemon(
+        SLOW_SETTLE,
+        &[("FILETRIGGER__WATCH__SETTLE_AFTER_CLOSE_MS", "1000")],
+    );
     let mut p = Poller::start(&d.trigger_url());
     let chunks: Vec<Vec<u8>> = (0..6)
         .map(|i| format!("row {i};").repeat(200).into_bytes())

@@ -319,9 +319,9 @@ fn listen(sock: UnixDatagram) -> Arc<Mutex<Vec<String>>> {
         // Ends when the test is over (the strong count drops to one).
         while Arc::strong_count(&sink) > 1 {
             if let Ok(n) = sock.recv(&mut buf) {
-                sink.lock()
-                    .unwrap()
-                    .push(String::from_utf8_lossy(&buf[..n]).into_owned());
+                // One datagram holds newline-separated assignments (sd_notify(3)).
+                let text = String::from_utf8_lossy(&buf[..n]);
+                sink.lock().unwrap().extend(text.lines().map(str::to_owned));
             }
         }
     });

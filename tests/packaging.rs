@@ -77,7 +77,9 @@ fn the_template_differs_from_the_unit_only_in_its_instance_lines() {
         "ProtectHome=yes",
         "PrivateTmp=yes",
         "NoNewPrivileges=yes",
-        "CapabilityBoundingSet=\n",
+        // The one capability: the writer probe (issue 10, README "The contract in brief").
+        "CapabilityBoundingSet=CAP_LEASE\n",
+        "AmbientCapabilities=CAP_LEASE\n",
         "SystemCallFilter=@system-service",
         "RestrictAddressFamilies=",
         "UMask=0077",

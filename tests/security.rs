@@ -556,7 +556,12 @@ fn systemd_hears_ready_and_watchdog_pings() {
         let n = sock
             .recv(&mut buf)
             .expect("no notification from the daemon");
-        seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        // One datagram holds newline-separated assignments (sd_notify(3)).
+        seen.extend(
+            String::from_utf8_lossy(&buf[..n])
+                .lines()
+                .map(str::to_owned),
+        );
     }
     // `STATUS=` lines (the start-up scan's progress) may come before it.
     let first = seen.iter().find(|m| !m.starts_with("STATUS="));
@@ -569,7 +574,11 @@ fn systemd_hears_ready_and_watchdog_pings() {
     assert!(d.terminate().success());
     let mut tail = Vec::new();
     while let Ok(n) = sock.recv(&mut buf) {
-        tail.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        tail.extend(
+            String::from_utf8_lossy(&buf[..n])
+                .lines()
+                .map(str::to_owned),
+        );
         if tail.last().is_some_and(|m| m == "STOPPING=1") {
             break;
         }
