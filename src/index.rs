@@ -166,6 +166,49 @@ fn open_db(path: &Path) -> Result<Database, IndexError> {
         })
 }
 
+/// Looks at `state_dir/index.redb` without changing a byte (`filetrigger check`): opens
+/// it read-only and checks its schema. `Ok(None)` when there is no index yet, else the
+/// number of files it holds.
+///
+/// # Errors
+/// [`IndexError::Locked`] while a daemon has it open; [`IndexError::Open`] when it cannot
+/// be read (with redb's `RepairAborted` after an unclean stop, which a start repairs);
+/// [`IndexError::Schema`]; [`IndexError::Store`].
+pub fn inspect(state_dir: &Path) -> Result<Option<u64>, IndexError> {
+    let path = state_dir.join("index.redb");
+    if !path.try_exists().unwrap_or(true) {
+        return Ok(None);
+    }
+    let db = redb::ReadOnlyDatabase::open(&path).map_err(|e| match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => IndexError::Locked { path: path.clone() },
+        source => IndexError::Open {
+            path: path.clone(),
+            source,
+        },
+    })?;
+    let txn = db
+        .begin_read()
+        .map_err(|e| IndexError::store("inspect")(e.into()))?;
+    let meta = txn
+        .open_table(META)
+        .map_err(|e| IndexError::store("inspect meta")(e.into()))?;
+    match meta
+        .get("schema_version")
+        .map_err(|e| IndexError::store("inspect meta")(e.into()))?
+    {
+        Some(v) if v.value() != SCHEMA_VERSION => Err(IndexError::Schema {
+            path,
+            found: v.value() as u64,
+            expected: SCHEMA_VERSION as u64,
+        }),
+        _ => Ok(Some(
+            txn.open_table(OFFERS)
+                .and_then(|t| Ok(t.len()?))
+                .map_err(|e| IndexError::store("inspect offers")(e.into()))?,
+        )),
+    }
+}
+
 /// The open index: hands out readers and the writer.
 pub struct Index {
     store: Arc<Store>,
