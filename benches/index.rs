@@ -96,11 +96,7 @@ impl Fixture {
             .expect("not empty")
             .stamp
             .0;
-        let last = self
-            .index
-            .stats()
-            .last_stamp
-            .load(std::sync::atomic::Ordering::Acquire);
+        let last = self.index.stats().last_stamp().0;
         (first, last)
     }
 }

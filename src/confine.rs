@@ -1,36 +1,42 @@
 //! Confinement: opening an indexed file without ever leaving the watched directory.
 //!
-//! Owns: resolving a relative path one component at a time with `openat` and
-//! `O_NOFOLLOW`, so that a symbolic link anywhere on the way (even one swapped in after the
-//! file was indexed) fails the open instead of leading outside `watch.dir`.
+//! Owns: resolving a relative path beneath `watch.dir` so that a symbolic link anywhere
+//! on the way (even one swapped in after the file was indexed) fails the open instead of
+//! leading outside: one `openat2` with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS` (Linux
+//! 5.6+), or, where the kernel or a seccomp filter lacks it, one `openat` with
+//! `O_NOFOLLOW` per component. Both through `rustix`, without `unsafe`.
 //! Does not own: deciding what to do when the open fails (`offer` skips the file).
 
-use std::ffi::CString;
+use std::ffi::OsStr;
 use std::fs::File;
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-fn open_at(dir: Option<&OwnedFd>, name: &[u8], flags: i32) -> io::Result<OwnedFd> {
-    let c = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    let dirfd = dir.map_or(libc::AT_FDCWD, std::os::fd::AsRawFd::as_raw_fd);
-    // SAFETY: `c` is a valid NUL-terminated string and `dirfd` an open descriptor (or
-    // AT_FDCWD); the returned descriptor is owned by nobody else.
-    let fd = unsafe { libc::openat(dirfd, c.as_ptr(), flags | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `fd` was just returned by openat and is not owned elsewhere.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
+use rustix::fs::{openat, openat2, Mode, OFlags, ResolveFlags, CWD};
+use rustix::io::Errno;
+
+/// Cleared once `openat2` turned out to be missing, so later opens go straight to the
+/// per-component walk.
+static HAVE_OPENAT2: AtomicBool = AtomicBool::new(true);
+
+/// Directories on the way are only searched, never read (`O_PATH`): like `openat2`'s own
+/// resolution, this needs search permission only, whichever way the file is opened.
+const DIR: OFlags = OFlags::PATH.union(OFlags::DIRECTORY).union(OFlags::CLOEXEC);
+/// The file itself: never a link, and a FIFO swapped in does not block the open.
+const FILE: OFlags = OFlags::RDONLY
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::NONBLOCK)
+    .union(OFlags::CLOEXEC);
 
 /// Opens `root/rel` for reading. Every directory on the way and the file itself must be
 /// reached without a symbolic link; `.`/`..` components are refused.
 ///
 /// # Errors
-/// The OS error (`ELOOP`/`ENOTDIR` for a link on the way), or `InvalidInput` for a path
-/// that tries to climb out.
+/// The OS error (`ELOOP`/`ENOTDIR`/`EXDEV` for a link on the way), or `InvalidInput` for
+/// a path that tries to climb out.
 pub fn open_beneath(root: &Path, rel: &[u8]) -> io::Result<File> {
     let parts: Vec<&[u8]> = rel.split(|b| *b == b'/').collect();
     if parts
@@ -39,20 +45,40 @@ pub fn open_beneath(root: &Path, rel: &[u8]) -> io::Result<File> {
     {
         return Err(io::Error::from(io::ErrorKind::InvalidInput));
     }
-    let dir_flags = libc::O_RDONLY | libc::O_DIRECTORY;
-    let mut dir = open_at(None, root.as_os_str().as_bytes(), dir_flags)?;
+    let root = openat(CWD, root, DIR, Mode::empty())?;
+    if HAVE_OPENAT2.load(Ordering::Relaxed) {
+        let how = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS;
+        match openat2(&root, OsStr::from_bytes(rel), FILE, Mode::empty(), how) {
+            Ok(fd) => return Ok(File::from(fd)),
+            // Not in this kernel, or refused by a seccomp filter.
+            Err(Errno::NOSYS | Errno::PERM) => HAVE_OPENAT2.store(false, Ordering::Relaxed),
+            // The kernel could not rule out an escape raced by a rename: the walk decides.
+            Err(Errno::AGAIN) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    walk(root, &parts)
+}
+
+/// One `openat` per component, each without following a link.
+fn walk(mut dir: OwnedFd, parts: &[&[u8]]) -> io::Result<File> {
     let (last, dirs) = parts
         .split_last()
         .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
     for d in dirs {
-        dir = open_at(Some(&dir), d, dir_flags | libc::O_NOFOLLOW)?;
+        dir = openat(
+            &dir,
+            OsStr::from_bytes(d),
+            DIR | OFlags::NOFOLLOW,
+            Mode::empty(),
+        )?;
     }
-    let fd = open_at(
-        Some(&dir),
-        last,
-        libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK,
-    )?;
-    Ok(File::from(fd))
+    Ok(File::from(openat(
+        &dir,
+        OsStr::from_bytes(last),
+        FILE,
+        Mode::empty(),
+    )?))
 }
 
 #[cfg(test)]
@@ -85,5 +111,26 @@ mod tests {
         assert!(open_beneath(&root, b"dirlink/secret").is_err());
         assert!(open_beneath(&root, b"../secret").is_err());
         assert!(open_beneath(&root, b"/etc/passwd").is_err());
+    }
+
+    #[test]
+    fn the_per_component_walk_refuses_links_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(root.join("a")).unwrap();
+        std::fs::write(root.join("a/f"), b"ok").unwrap();
+        std::fs::write(dir.path().join("secret"), b"no").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("secret"), root.join("link")).unwrap();
+        std::os::unix::fs::symlink(dir.path(), root.join("dirlink")).unwrap();
+        let walk_to =
+            |parts: &[&[u8]]| walk(openat(CWD, &root, DIR, Mode::empty()).unwrap(), parts);
+        let mut s = String::new();
+        walk_to(&[b"a", b"f"])
+            .unwrap()
+            .read_to_string(&mut s)
+            .unwrap();
+        assert_eq!(s, "ok");
+        assert!(walk_to(&[b"link"]).is_err());
+        assert!(walk_to(&[b"dirlink", b"secret"]).is_err());
     }
 }

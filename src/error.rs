@@ -1,7 +1,8 @@
 //! Error types, one per layer.
 //!
 //! Owns: [`ConfigError`] (bad settings, exit code 2), [`IndexError`] (the persistent
-//! store), and [`Error`] (what stops the daemon), plus the exit-code mapping.
+//! store) with `StoreContext`, which maps the store's errors to it, and [`Error`] (what
+//! stops the daemon), plus the exit-code mapping.
 //! Does not own: per-request errors, which `routes` turns into JSON answers, or per-file
 //! problems during a scan, which are logged where they happen and survived.
 
@@ -100,9 +101,20 @@ pub enum IndexError {
     WriterGone,
 }
 
-impl IndexError {
-    pub(crate) fn store(op: &'static str) -> impl FnOnce(redb::Error) -> IndexError {
-        move |source| IndexError::Store { op, source }
+/// Names what the store was doing when it failed: `txn.commit().ctx("commit")?`. Every
+/// redb error type converts into [`redb::Error`], so this one method maps them all to
+/// [`IndexError::Store`].
+pub(crate) trait StoreContext<T> {
+    /// The error as [`IndexError::Store`] with `op` as its context.
+    fn ctx(self, op: &'static str) -> Result<T, IndexError>;
+}
+
+impl<T, E: Into<redb::Error>> StoreContext<T> for Result<T, E> {
+    fn ctx(self, op: &'static str) -> Result<T, IndexError> {
+        self.map_err(|e| IndexError::Store {
+            op,
+            source: e.into(),
+        })
     }
 }
 

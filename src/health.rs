@@ -146,13 +146,13 @@ pub fn answer(health: &Health, index: &IndexStats) -> Answer {
     let watcher = health.watcher();
     let (ok, status) = verdict(
         health.is_ready(),
-        index.failing.load(Ordering::Relaxed),
+        index.failing(),
         health.root_ok(),
         watcher,
     );
     let body = serde_json::json!({
         "status": status,
-        "filesIndexed": index.files.load(Ordering::Relaxed),
+        "filesIndexed": index.files(),
         "pending": health.pending(),
         "watcher": watcher.as_str(),
         "lastRescan": health.last_rescan().map(|s| s.to_string()),
@@ -210,7 +210,7 @@ mod tests {
     fn the_answer_keeps_its_fields_and_asks_to_retry_while_not_serving() {
         let h = Health::default();
         let stats = IndexStats::default();
-        stats.files.store(3, Ordering::Relaxed);
+        stats.set_files(3);
         let a = answer(&h, &stats);
         assert_eq!(
             (a.code, a.retry_after_s),

@@ -14,24 +14,25 @@
 //! - `meta`: `schema_version`, `floor` (greatest stamp handed out), `reserved` (cursors
 //!   up to here may have been handed out).
 
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use redb::{
-    Database, ReadOnlyTable, ReadableDatabase, ReadableTable, ReadableTableMetadata,
-    TableDefinition,
+    Database, ReadOnlyTable, ReadableDatabase, ReadableTable, ReadableTableMetadata, Table,
+    TableDefinition, WriteTransaction,
 };
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::error::IndexError;
+use crate::error::{IndexError, StoreContext};
 use crate::stamp::{Stamp, StampClock, WallClock};
 use crate::swap::Swap;
 
 /// The schema this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub(crate) const SCHEMA_VERSION: i64 = 1;
 
 type OfferValue = (&'static [u8], u64, i64, u64);
 type FileValue = (u64, i64, u64, i64);
@@ -68,7 +69,7 @@ pub struct FileVersion {
 
 impl FileVersion {
     /// Whether two observations describe the same version.
-    pub fn same_version(&self, size: u64, mtime: Stamp, ino: u64) -> bool {
+    pub(crate) fn same_version(&self, size: u64, mtime: Stamp, ino: u64) -> bool {
         self.size == size && self.mtime == mtime && self.ino == ino
     }
 }
@@ -93,20 +94,49 @@ pub enum WriteOp {
     Prune(Stamp),
 }
 
-/// Counters shared with `/healthz` and the poll fast path.
+/// Counters shared with `/healthz` and the poll fast path. Only the index writes them.
 #[derive(Debug, Default)]
 pub struct IndexStats {
     /// Entries in `offers`.
-    pub files: AtomicU64,
+    files: AtomicU64,
     /// Greatest stamp committed so far (an upper bound on every key in `offers`).
-    pub last_stamp: AtomicI64,
+    last_stamp: AtomicI64,
     /// Whether the last commit failed (and the writer is waiting for the store to take
     /// writes again).
-    pub failing: AtomicBool,
+    failing: AtomicBool,
     /// Notified by the writer when the store takes writes again after a failure: the
     /// changes dropped meanwhile are found again by a full scan, which discovery starts
     /// when it is woken here.
     pub needs_rescan: tokio::sync::Notify,
+}
+
+impl IndexStats {
+    /// Entries in `offers`: the file versions a poll can be offered.
+    pub(crate) fn files(&self) -> u64 {
+        self.files.load(Ordering::Relaxed)
+    }
+
+    /// The greatest stamp committed so far (no entry has a later one).
+    pub fn last_stamp(&self) -> Stamp {
+        Stamp(self.last_stamp.load(Ordering::Acquire))
+    }
+
+    /// Whether the last commit failed and the writer waits for the store to take writes.
+    pub(crate) fn failing(&self) -> bool {
+        self.failing.load(Ordering::Relaxed)
+    }
+
+    /// Marks the index as failing, as a failed commit does.
+    #[cfg(test)]
+    pub(crate) fn set_failing(&self) {
+        self.failing.store(true, Ordering::Relaxed);
+    }
+
+    /// Sets the entry count, as commits do.
+    #[cfg(test)]
+    pub(crate) fn set_files(&self, n: u64) {
+        self.files.store(n, Ordering::Relaxed);
+    }
 }
 
 /// The open store. After an I/O error (a full or read-only disk) redb fails every later
@@ -186,26 +216,156 @@ pub fn inspect(state_dir: &Path) -> Result<Option<u64>, IndexError> {
             source,
         },
     })?;
-    let txn = db
-        .begin_read()
-        .map_err(|e| IndexError::store("inspect")(e.into()))?;
-    let meta = txn
-        .open_table(META)
-        .map_err(|e| IndexError::store("inspect meta")(e.into()))?;
-    match meta
-        .get("schema_version")
-        .map_err(|e| IndexError::store("inspect meta")(e.into()))?
-    {
-        Some(v) if v.value() != SCHEMA_VERSION => Err(IndexError::Schema {
+    let txn = db.begin_read().ctx("inspect")?;
+    match meta_get(&txn.open_table(META).ctx("inspect meta")?, "schema_version")? {
+        Some(found) if found != SCHEMA_VERSION => Err(IndexError::Schema {
             path,
-            found: v.value() as u64,
+            found: found as u64,
             expected: SCHEMA_VERSION as u64,
         }),
         _ => Ok(Some(
             txn.open_table(OFFERS)
-                .and_then(|t| Ok(t.len()?))
-                .map_err(|e| IndexError::store("inspect offers")(e.into()))?,
+                .ctx("inspect offers")?
+                .len()
+                .ctx("count")?,
         )),
+    }
+}
+
+/// A value of the `meta` table.
+fn meta_get(
+    meta: &impl ReadableTable<&'static str, i64>,
+    key: &str,
+) -> Result<Option<i64>, IndexError> {
+    Ok(meta.get(key).ctx("read meta")?.map(|g| g.value()))
+}
+
+/// The `files` keys below a directory (relative, `/`-separated, empty for the watched
+/// directory itself): from `dir/` up to, not including, `dir0` (`0` is the byte after
+/// `/`), so neither `dir.txt` nor `dir0/x` is below `dir`. Every key is below `""`.
+struct Below {
+    /// `dir/`, or empty for the watched directory.
+    prefix: Vec<u8>,
+    /// The first key after them, `None` for the watched directory.
+    end: Option<Vec<u8>>,
+}
+
+impl Below {
+    fn new(dir: &[u8]) -> Below {
+        let top = dir.is_empty();
+        Below {
+            prefix: if top {
+                Vec::new()
+            } else {
+                [dir, b"/"].concat()
+            },
+            end: (!top).then(|| Below::end_of(dir)),
+        }
+    }
+
+    /// The first key after every key below `dir`.
+    fn end_of(dir: &[u8]) -> Vec<u8> {
+        [dir, &[b'/' + 1]].concat()
+    }
+
+    /// The bounds of the keys below the directory, starting at `from`.
+    fn from<'a>(&'a self, from: &'a [u8]) -> (Bound<&'a [u8]>, Bound<&'a [u8]>) {
+        let end = self
+            .end
+            .as_deref()
+            .map_or(Bound::Unbounded, Bound::Excluded);
+        (Bound::Included(from), end)
+    }
+}
+
+/// The tables of one write transaction, with one method per [`WriteOp`] that changes them.
+struct WriteTables<'t> {
+    offers: Table<'t, i64, OfferValue>,
+    files: Table<'t, &'static [u8], FileValue>,
+    meta: Table<'t, &'static str, i64>,
+}
+
+impl<'t> WriteTables<'t> {
+    fn open(txn: &'t WriteTransaction) -> Result<WriteTables<'t>, IndexError> {
+        Ok(WriteTables {
+            offers: txn.open_table(OFFERS).ctx("offers")?,
+            files: txn.open_table(FILES).ctx("files")?,
+            meta: txn.open_table(META).ctx("meta")?,
+        })
+    }
+
+    /// [`WriteOp::Upsert`]: a new stamp for `v` unless this exact version is indexed; the
+    /// path's previous version loses its offer entry. Returns whether `v` got a stamp.
+    fn upsert(&mut self, v: &FileVersion, clock: &StampClock) -> Result<bool, IndexError> {
+        let known = self
+            .files
+            .get(v.rel.as_slice())
+            .ctx("get")?
+            .map(|g| g.value());
+        if let Some((size, mtime, ino, old)) = known {
+            if v.same_version(size, Stamp(mtime), ino) {
+                return Ok(false);
+            }
+            self.offers.remove(old).ctx("remove")?;
+        }
+        let stamp = clock.next_stamp();
+        self.offers
+            .insert(stamp.0, (v.rel.as_slice(), v.size, v.mtime.0, v.ino))
+            .ctx("insert")?;
+        self.files
+            .insert(v.rel.as_slice(), (v.size, v.mtime.0, v.ino, stamp.0))
+            .ctx("insert")?;
+        Ok(true)
+    }
+
+    /// [`WriteOp::Remove`]: forgets `rel`, with `only` just if that is its current stamp.
+    fn remove(&mut self, rel: &[u8], only: Option<Stamp>) -> Result<(), IndexError> {
+        let old = self.files.get(rel).ctx("get")?.map(|g| g.value().3);
+        match old {
+            Some(old) if only.is_none_or(|want| want.0 == old) => self.forget(rel, old),
+            _ => Ok(()),
+        }
+    }
+
+    /// [`WriteOp::RemoveTree`]: forgets every path below `dir`.
+    fn remove_tree(&mut self, dir: &[u8]) -> Result<(), IndexError> {
+        let below = Below::new(dir);
+        let gone = self
+            .files
+            .range::<&[u8]>(below.from(&below.prefix))
+            .ctx("range")?
+            .map(|r| r.map(|(k, v)| (k.value().to_vec(), v.value().3)))
+            .collect::<Result<Vec<_>, _>>()
+            .ctx("range")?;
+        for (rel, old) in gone {
+            self.forget(&rel, old)?;
+        }
+        Ok(())
+    }
+
+    /// [`WriteOp::Prune`]: drops the offer entries stamped before `before`.
+    fn prune(&mut self, before: Stamp) -> Result<(), IndexError> {
+        self.offers.retain_in(..before.0, |_, _| false).ctx("prune")
+    }
+
+    /// Removes `rel` (indexed with `stamp`) from both tables.
+    fn forget(&mut self, rel: &[u8], stamp: i64) -> Result<(), IndexError> {
+        self.files.remove(rel).ctx("remove")?;
+        self.offers.remove(stamp).ctx("remove")?;
+        Ok(())
+    }
+
+    /// Records the clock's `floor` and raises `reserved` to `reserve` (unless it is
+    /// [`Stamp::MIN`], no reservation).
+    fn record_clock(&mut self, floor: Stamp, reserve: Stamp) -> Result<(), IndexError> {
+        self.meta.insert("floor", floor.0).ctx("meta")?;
+        if reserve > Stamp::MIN {
+            let old = meta_get(&self.meta, "reserved")?.unwrap_or(i64::MIN);
+            self.meta
+                .insert("reserved", old.max(reserve.0))
+                .ctx("meta")?;
+        }
+        Ok(())
     }
 }
 
@@ -233,24 +393,12 @@ impl Index {
     pub fn open(state_dir: &Path, wall: Arc<dyn WallClock>) -> Result<Index, IndexError> {
         let path = state_dir.join("index.redb");
         let db = open_db(&path)?;
-        let txn = db
-            .begin_write()
-            .map_err(|e| IndexError::store("open")(e.into()))?;
+        let txn = db.begin_write().ctx("open")?;
         let (floor, reserved, files, last) = {
-            let mut meta = txn
-                .open_table(META)
-                .map_err(|e| IndexError::store("open meta")(e.into()))?;
-            let offers = txn
-                .open_table(OFFERS)
-                .map_err(|e| IndexError::store("open offers")(e.into()))?;
-            txn.open_table(FILES)
-                .map_err(|e| IndexError::store("open files")(e.into()))?;
-            let get = |m: &redb::Table<&str, i64>, k: &str| -> Result<Option<i64>, IndexError> {
-                Ok(m.get(k)
-                    .map_err(|e| IndexError::store("read meta")(e.into()))?
-                    .map(|g| g.value()))
-            };
-            match get(&meta, "schema_version")? {
+            let mut meta = txn.open_table(META).ctx("open meta")?;
+            let offers = txn.open_table(OFFERS).ctx("open offers")?;
+            txn.open_table(FILES).ctx("open files")?;
+            match meta_get(&meta, "schema_version")? {
                 Some(SCHEMA_VERSION) => {}
                 Some(found) => {
                     return Err(IndexError::Schema {
@@ -261,23 +409,20 @@ impl Index {
                 }
                 None => {
                     meta.insert("schema_version", SCHEMA_VERSION)
-                        .map_err(|e| IndexError::store("write meta")(e.into()))?;
+                        .ctx("write meta")?;
                 }
             }
-            let floor = get(&meta, "floor")?.unwrap_or(i64::MIN);
-            let reserved = get(&meta, "reserved")?.unwrap_or(i64::MIN);
-            let files = offers
-                .len()
-                .map_err(|e| IndexError::store("count")(e.into()))?;
+            let floor = meta_get(&meta, "floor")?.unwrap_or(i64::MIN);
+            let reserved = meta_get(&meta, "reserved")?.unwrap_or(i64::MIN);
+            let files = offers.len().ctx("count")?;
             let last = offers
                 .last()
-                .map_err(|e| IndexError::store("read offers")(e.into()))?
+                .ctx("read offers")?
                 .map(|(k, _)| k.value())
                 .unwrap_or(i64::MIN);
             (floor, reserved, files, last)
         };
-        txn.commit()
-            .map_err(|e| IndexError::store("open commit")(e.into()))?;
+        txn.commit().ctx("open commit")?;
         let clock = Arc::new(StampClock::new(
             wall,
             Stamp(floor.max(last)),
@@ -297,7 +442,7 @@ impl Index {
     }
 
     /// The index file's path.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.store.path
     }
 
@@ -358,7 +503,7 @@ impl WriterHandle {
     }
 
     /// Asks the writer to commit what is queued and stop.
-    pub async fn stop(&self) {
+    pub(crate) async fn stop(&self) {
         let _ = self.tx.send(WriteOp::Stop).await;
     }
 
@@ -517,104 +662,24 @@ impl Writer {
 
     /// Applies one batch in one transaction. Returns how many versions got a stamp.
     fn commit(&self, ops: &[WriteOp], reserve: Stamp) -> Result<usize, IndexError> {
-        let s = |op| move |e: redb::Error| IndexError::Store { op, source: e };
-        let txn = self
-            .store
-            .db()?
-            .begin_write()
-            .map_err(|e| s("begin")(e.into()))?;
+        let txn = self.store.db()?.begin_write().ctx("begin")?;
         let mut added = 0;
         let (files_len, last) = {
-            let mut offers = txn.open_table(OFFERS).map_err(|e| s("offers")(e.into()))?;
-            let mut files = txn.open_table(FILES).map_err(|e| s("files")(e.into()))?;
-            let mut meta = txn.open_table(META).map_err(|e| s("meta")(e.into()))?;
+            let mut t = WriteTables::open(&txn)?;
             for op in ops {
                 match op {
-                    WriteOp::Upsert(v) => {
-                        let known = files
-                            .get(v.rel.as_slice())
-                            .map_err(|e| s("get")(e.into()))?
-                            .map(|g| g.value());
-                        if let Some((size, mtime, ino, old)) = known {
-                            if v.same_version(size, Stamp(mtime), ino) {
-                                continue;
-                            }
-                            offers.remove(old).map_err(|e| s("remove")(e.into()))?;
-                        }
-                        let stamp = self.clock.next_stamp();
-                        offers
-                            .insert(stamp.0, (v.rel.as_slice(), v.size, v.mtime.0, v.ino))
-                            .map_err(|e| s("insert")(e.into()))?;
-                        files
-                            .insert(v.rel.as_slice(), (v.size, v.mtime.0, v.ino, stamp.0))
-                            .map_err(|e| s("insert")(e.into()))?;
-                        added += 1;
-                    }
-                    WriteOp::Remove(rel, only) => {
-                        let old = files
-                            .get(rel.as_slice())
-                            .map_err(|e| s("get")(e.into()))?
-                            .map(|g| g.value().3);
-                        if let Some(old) = old {
-                            if only.is_none_or(|want| want.0 == old) {
-                                files
-                                    .remove(rel.as_slice())
-                                    .map_err(|e| s("remove")(e.into()))?;
-                                offers.remove(old).map_err(|e| s("remove")(e.into()))?;
-                            }
-                        }
-                    }
-                    WriteOp::RemoveTree(dir) => {
-                        let gone: Vec<(Vec<u8>, i64)> = {
-                            let collect = |r: redb::Range<'_, &[u8], FileValue>| {
-                                r.map(|r| r.map(|(k, v)| (k.value().to_vec(), v.value().3)))
-                                    .collect::<Result<Vec<_>, _>>()
-                            };
-                            if dir.is_empty() {
-                                collect(files.iter().map_err(|e| s("range")(e.into()))?)
-                            } else {
-                                let mut lo = dir.clone();
-                                lo.push(b'/');
-                                let mut hi = dir.clone();
-                                hi.push(b'/' + 1);
-                                collect(
-                                    files
-                                        .range(lo.as_slice()..hi.as_slice())
-                                        .map_err(|e| s("range")(e.into()))?,
-                                )
-                            }
-                            .map_err(|e| s("range")(e.into()))?
-                        };
-                        for (rel, old) in gone {
-                            files
-                                .remove(rel.as_slice())
-                                .map_err(|e| s("remove")(e.into()))?;
-                            offers.remove(old).map_err(|e| s("remove")(e.into()))?;
-                        }
-                    }
-                    WriteOp::Prune(before) => {
-                        offers
-                            .retain_in(..before.0, |_, _| false)
-                            .map_err(|e| s("prune")(e.into()))?;
-                    }
+                    WriteOp::Upsert(v) => added += usize::from(t.upsert(v, &self.clock)?),
+                    WriteOp::Remove(rel, only) => t.remove(rel, *only)?,
+                    WriteOp::RemoveTree(dir) => t.remove_tree(dir)?,
+                    WriteOp::Prune(before) => t.prune(*before)?,
                     WriteOp::Reserve(..) | WriteOp::Stop => {}
                 }
             }
             let floor = self.clock.floor();
-            meta.insert("floor", floor.0)
-                .map_err(|e| s("meta")(e.into()))?;
-            if reserve > Stamp::MIN {
-                let old = meta
-                    .get("reserved")
-                    .map_err(|e| s("meta")(e.into()))?
-                    .map(|g| g.value())
-                    .unwrap_or(i64::MIN);
-                meta.insert("reserved", old.max(reserve.0))
-                    .map_err(|e| s("meta")(e.into()))?;
-            }
-            (offers.len().map_err(|e| s("count")(e.into()))?, floor)
+            t.record_clock(floor, reserve)?;
+            (t.offers.len().ctx("count")?, floor)
         };
-        txn.commit().map_err(|e| s("commit")(e.into()))?;
+        txn.commit().ctx("commit")?;
         // Publish only after the commit: a poll never sees a stamp that is not durable.
         self.stats.files.store(files_len, Ordering::Relaxed);
         self.stats.last_stamp.fetch_max(last.0, Ordering::AcqRel);
@@ -643,14 +708,14 @@ pub struct Snapshot {
 
 impl IndexReader {
     /// Shared counters.
-    pub fn stats(&self) -> &IndexStats {
+    pub(crate) fn stats(&self) -> &IndexStats {
         &self.stats
     }
 
     /// Whether anything may have been indexed after `cursor` (a lock-free check that lets
     /// "nothing new" skip the store).
-    pub fn maybe_after(&self, cursor: Stamp) -> bool {
-        self.stats.last_stamp.load(Ordering::Acquire) > cursor.0
+    pub(crate) fn maybe_after(&self, cursor: Stamp) -> bool {
+        self.stats.last_stamp() > cursor
     }
 
     /// A consistent read snapshot.
@@ -658,15 +723,10 @@ impl IndexReader {
     /// # Errors
     /// [`IndexError::Store`] when the store cannot be read.
     pub fn snapshot(&self) -> Result<Snapshot, IndexError> {
-        let s = |op| move |e: redb::Error| IndexError::Store { op, source: e };
-        let txn = self
-            .store
-            .db()?
-            .begin_read()
-            .map_err(|e| s("begin read")(e.into()))?;
+        let txn = self.store.db()?.begin_read().ctx("begin read")?;
         Ok(Snapshot {
-            offers: txn.open_table(OFFERS).map_err(|e| s("offers")(e.into()))?,
-            files: txn.open_table(FILES).map_err(|e| s("files")(e.into()))?,
+            offers: txn.open_table(OFFERS).ctx("offers")?,
+            files: txn.open_table(FILES).ctx("files")?,
         })
     }
 }
@@ -696,17 +756,13 @@ impl Snapshot {
         max_skip: usize,
         mut check: impl FnMut(&FileVersion) -> Option<T>,
     ) -> Result<Option<Found<T>>, IndexError> {
-        let s = |op| move |e: redb::Error| IndexError::Store { op, source: e };
         if cursor.0 == i64::MAX {
             return Ok(None);
         }
-        let mut range = self
-            .offers
-            .range(cursor.0 + 1..)
-            .map_err(|e| s("range")(e.into()))?;
+        let mut range = self.offers.range(cursor.0 + 1..).ctx("range")?;
         let mut skipped = 0;
         while let Some(entry) = range.next() {
-            let (k, v) = entry.map_err(|e| s("range")(e.into()))?;
+            let (k, v) = entry.ctx("range")?;
             let (rel, size, mtime, ino) = v.value();
             let version = FileVersion {
                 rel: rel.to_vec(),
@@ -739,10 +795,7 @@ impl Snapshot {
         Ok(self
             .files
             .get(v.rel.as_slice())
-            .map_err(|e| IndexError::Store {
-                op: "get",
-                source: e.into(),
-            })?
+            .ctx("get")?
             .is_some_and(|g| {
                 let (size, mtime, ino, _) = g.value();
                 v.same_version(size, Stamp(mtime), ino)
@@ -756,9 +809,11 @@ impl Snapshot {
     ///
     /// # Errors
     /// [`IndexError::Store`] when the store cannot be read; `vs` is then left whole.
-    pub fn retain_unknown(&self, dir: &[u8], vs: &mut Vec<FileVersion>) -> Result<(), IndexError> {
-        use std::ops::Bound;
-        let s = |op| move |e: redb::Error| IndexError::Store { op, source: e };
+    pub(crate) fn retain_unknown(
+        &self,
+        dir: &[u8],
+        vs: &mut Vec<FileVersion>,
+    ) -> Result<(), IndexError> {
         if vs.len() < 4 {
             let mut known = Vec::with_capacity(vs.len());
             for v in vs.iter() {
@@ -769,44 +824,23 @@ impl Snapshot {
             return Ok(());
         }
         vs.sort_unstable_by(|a, b| a.rel.cmp(&b.rel));
-        let mut prefix = dir.to_vec();
-        if !prefix.is_empty() {
-            prefix.push(b'/');
-        }
-        // The end of this directory's keys: the prefix with its trailing `/` raised by one.
-        let end = (!prefix.is_empty()).then(|| {
-            let mut e = prefix.clone();
-            if let Some(last) = e.last_mut() {
-                *last += 1;
-            }
-            e
-        });
+        let below = Below::new(dir);
+        let prefix = below.prefix.as_slice();
         let mut keep = vec![true; vs.len()];
         let mut i = 0;
-        let mut from = prefix.clone();
+        let mut from = prefix.to_vec();
         'pass: loop {
-            let hi = match &end {
-                Some(e) => Bound::Excluded(e.as_slice()),
-                None => Bound::Unbounded,
-            };
-            let range = self
-                .files
-                .range::<&[u8]>((Bound::Included(from.as_slice()), hi))
-                .map_err(|e| s("range")(e.into()))?;
+            let range = self.files.range::<&[u8]>(below.from(&from)).ctx("range")?;
             let mut jump = None;
             for entry in range {
-                let (k, v) = entry.map_err(|e| s("range")(e.into()))?;
+                let (k, v) = entry.ctx("range")?;
                 let key = k.value();
                 let Some(rest) = key.get(prefix.len()..) else {
                     continue;
                 };
                 if let Some(slash) = rest.iter().position(|b| *b == b'/') {
                     // A subdirectory's entries: continue after all of them.
-                    let mut next = key[..prefix.len() + slash + 1].to_vec();
-                    if let Some(last) = next.last_mut() {
-                        *last += 1;
-                    }
-                    jump = Some(next);
+                    jump = Some(Below::end_of(&key[..prefix.len() + slash]));
                     break;
                 }
                 while i < vs.len() && vs[i].rel.as_slice() < key {
@@ -835,13 +869,12 @@ impl Snapshot {
     ///
     /// # Errors
     /// [`IndexError::Store`] when the store cannot be read.
-    pub fn for_each_path(
+    pub(crate) fn for_each_path(
         &self,
         mut f: impl FnMut(&[u8], Stamp) -> std::ops::ControlFlow<()>,
     ) -> Result<(), IndexError> {
-        let s = |op| move |e: redb::Error| IndexError::Store { op, source: e };
-        for entry in self.files.iter().map_err(|e| s("iter")(e.into()))? {
-            let (k, v) = entry.map_err(|e| s("iter")(e.into()))?;
+        for entry in self.files.iter().ctx("iter")? {
+            let (k, v) = entry.ctx("iter")?;
             if f(k.value(), Stamp(v.value().3)).is_break() {
                 break;
             }
@@ -903,7 +936,7 @@ mod tests {
         let second = all_after(&r, Stamp::MIN);
         assert_eq!(second.len(), 1, "the old version's entry is gone");
         assert!(second[0].0 > first[0].0);
-        assert_eq!(r.stats().files.load(Ordering::Relaxed), 1);
+        assert_eq!(r.stats().files(), 1);
     }
 
     #[tokio::test]
@@ -918,15 +951,23 @@ mod tests {
                 WriteOp::Upsert(version("d/e/y", 1)),
                 WriteOp::Upsert(version("d.txt", 1)),
                 WriteOp::Upsert(version("dd/z", 1)),
+                WriteOp::Upsert(version("d0/w", 1)),
             ],
         )
         .await;
         apply(&w, vec![WriteOp::RemoveTree(b"d".to_vec())]).await;
-        let left: Vec<String> = all_after(&index.reader(), Stamp::MIN)
-            .into_iter()
-            .map(|(_, p)| p)
-            .collect();
-        assert_eq!(left, vec!["d.txt", "dd/z"]);
+        let left = || -> Vec<String> {
+            all_after(&index.reader(), Stamp::MIN)
+                .into_iter()
+                .map(|(_, p)| p)
+                .collect()
+        };
+        assert_eq!(left(), vec!["d.txt", "dd/z", "d0/w"]);
+        assert_eq!(index.stats().files(), 3);
+        // The watched directory itself: everything.
+        apply(&w, vec![WriteOp::RemoveTree(Vec::new())]).await;
+        assert!(left().is_empty());
+        assert_eq!(index.stats().files(), 0);
     }
 
     #[tokio::test]
@@ -977,6 +1018,63 @@ mod tests {
         let mut vs = vec![version("d/e/x", 1), version("d/e/q", 1)];
         snap.retain_unknown(b"d/e", &mut vs).unwrap();
         assert_eq!(names(&vs), vec!["d/e/q"]);
+    }
+
+    /// The ordered pass (ranges below a directory, jumps over subdirectories) must agree
+    /// with one lookup per file, also for names whose bytes sort next to `/` (`.`, `0`).
+    #[tokio::test]
+    async fn retain_unknown_agrees_with_point_lookups_next_to_the_slash() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::open(dir.path(), Arc::new(SystemClock)).unwrap();
+        let (w, _join) = index.start_writer(64).unwrap();
+        let names = [
+            "a", "a-", "a.b", "a0", "a/b", "a/b/c", "a/b0", "a/b.c", "a0/x", "b",
+        ];
+        let tops = ["", "a", "a/b", "a0"];
+        let all: std::collections::BTreeSet<String> = tops
+            .iter()
+            .flat_map(|t| {
+                names.iter().map(move |n| match *t {
+                    "" => n.to_string(),
+                    t => format!("{t}/{n}"),
+                })
+            })
+            .collect();
+        // Every other path indexed; of those, every third one with another size.
+        apply(
+            &w,
+            all.iter()
+                .step_by(2)
+                .enumerate()
+                .map(|(i, p)| WriteOp::Upsert(version(p, 1 + u64::from(i % 3 == 0))))
+                .collect(),
+        )
+        .await;
+        let snap = index.reader().snapshot().unwrap();
+        for t in tops {
+            let mut direct: Vec<FileVersion> = all
+                .iter()
+                .filter(|p| match t {
+                    "" => !p.contains('/'),
+                    t => p
+                        .strip_prefix(t)
+                        .and_then(|r| r.strip_prefix('/'))
+                        .is_some_and(|r| !r.contains('/')),
+                })
+                .map(|p| version(p, 1))
+                .collect();
+            let mut want: Vec<Vec<u8>> = direct
+                .iter()
+                .filter(|v| !snap.is_known(v).unwrap())
+                .map(|v| v.rel.clone())
+                .collect();
+            assert!(direct.len() >= 4, "{t}: too few for the ordered pass");
+            snap.retain_unknown(t.as_bytes(), &mut direct).unwrap();
+            let mut got: Vec<Vec<u8>> = direct.into_iter().map(|v| v.rel).collect();
+            got.sort();
+            want.sort();
+            assert_eq!(got, want, "in {t:?}");
+        }
     }
 
     #[tokio::test]

@@ -4,30 +4,30 @@
 //! stamp in a persistent store, and serves `GET /trigger` in the polling-trigger shape
 //! Logic Apps expects. See `README.md` for the map from each concern to its module.
 
-pub mod auth;
+pub(crate) mod auth;
 pub mod cli;
 pub mod config;
-pub mod confine;
+pub(crate) mod confine;
 mod cursor;
-pub mod discover;
+pub(crate) mod discover;
 pub mod error;
-pub mod filter;
+pub(crate) mod filter;
 pub mod health;
 pub mod index;
 pub mod logging;
-pub mod offer;
+pub(crate) mod offer;
 pub mod routes;
 pub mod scan;
-pub mod schedule;
+pub(crate) mod schedule;
 pub mod sd;
 mod server;
-pub mod settle;
+pub(crate) mod settle;
 pub mod shutdown;
 pub mod stamp;
-pub mod swap;
-pub mod tls;
-pub mod watch;
-pub mod writers;
+pub(crate) mod swap;
+pub(crate) mod tls;
+pub(crate) mod watch;
+pub(crate) mod writers;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -93,7 +93,7 @@ pub async fn start(
     let index = index::Index::open(&settings.state.dir, Arc::new(stamp::SystemClock))?;
     tracing::info!(
         index = %index.path().display(),
-        files = index.stats().files.load(std::sync::atomic::Ordering::Relaxed),
+        files = index.stats().files(),
         "index open"
     );
     let (writer, writer_thread) = index
@@ -185,7 +185,7 @@ pub async fn start(
             server.await;
         }
     }
-    notifier.notify("STOPPING=1");
+    notifier.stopping();
     discover_token.cancel();
     if !discovery_done {
         failure = discovery_failure(discovery.await, true);
@@ -267,7 +267,7 @@ async fn report_to_systemd(
 ) {
     tokio::select! {
         _ = token.cancelled() => return,
-        _ = state.health.wait_ready() => notifier.notify("READY=1"),
+        _ = state.health.wait_ready() => notifier.ready(),
     }
     let Some(every) = notifier.watchdog() else {
         return;
@@ -278,7 +278,7 @@ async fn report_to_systemd(
             _ = token.cancelled() => return,
             // A failing index is not a hung daemon: the writer recovers by itself once
             // state.dir takes writes again, which a restart would not make happen sooner.
-            _ = tick.tick() => notifier.notify("WATCHDOG=1"),
+            _ = tick.tick() => notifier.watchdog_ping(),
         }
     }
 }

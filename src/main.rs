@@ -40,7 +40,7 @@ fn serve(config: Option<&Path>) -> ExitCode {
         let token = CancellationToken::new();
         filetrigger::shutdown::cancel_on_signals(token.clone())
             .map_err(|e| filetrigger::Error::Internal(format!("cannot handle signals: {e}")))?;
-        let notifier = filetrigger::sd::Notifier::from_env(|k| std::env::var(k).ok());
+        let notifier = filetrigger::sd::Notifier::from_env();
         filetrigger::run(settings, token, notifier).await
     });
     match result {

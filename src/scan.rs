@@ -75,23 +75,15 @@ fn readable(path: &Path) -> bool {
 /// Whether the mode bits alone grant this process read access: to everyone, or to the
 /// owner who is us. When they do not, the kernel is asked ([`access`]).
 fn mode_grants_read(meta: &Metadata) -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
     meta.mode() & 0o004 != 0
-        || (meta.mode() & 0o400 != 0 && meta.uid() == unsafe { libc::geteuid() })
+        || (meta.mode() & 0o400 != 0 && meta.uid() == rustix::process::geteuid().as_raw())
 }
 
 /// Whether this process may read the file at `path`, as the kernel decides it (groups,
 /// ACLs, capabilities) for the effective user.
 fn access(path: &Path) -> io::Result<()> {
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    // SAFETY: `c` is a valid NUL-terminated string that outlives the call.
-    let rc = unsafe { libc::faccessat(libc::AT_FDCWD, c.as_ptr(), libc::R_OK, libc::AT_EACCESS) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    use rustix::fs::{accessat, Access, AtFlags, CWD};
+    Ok(accessat(CWD, path, Access::READ_OK, AtFlags::EACCESS)?)
 }
 
 /// Whether the file at `root/rel` may be read; an unreadable one is reported (once).

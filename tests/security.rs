@@ -556,14 +556,23 @@ fn systemd_hears_ready_and_watchdog_pings() {
         let n = sock
             .recv(&mut buf)
             .expect("no notification from the daemon");
-        seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        // One datagram holds newline-separated assignments (sd_notify(3)).
+        seen.extend(
+            String::from_utf8_lossy(&buf[..n])
+                .lines()
+                .map(str::to_owned),
+        );
     }
     assert_eq!(seen[0], "READY=1", "ready comes first: {seen:?}");
     assert_eq!(d.health()["status"], "ok");
     assert!(d.terminate().success());
     let mut tail = Vec::new();
     while let Ok(n) = sock.recv(&mut buf) {
-        tail.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        tail.extend(
+            String::from_utf8_lossy(&buf[..n])
+                .lines()
+                .map(str::to_owned),
+        );
         if tail.last().is_some_and(|m| m == "STOPPING=1") {
             break;
         }

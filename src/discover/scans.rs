@@ -11,7 +11,6 @@
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -126,7 +125,7 @@ impl ScanJob {
         {
             return;
         }
-        let indexed = self.reader.stats().files.load(Ordering::Relaxed);
+        let indexed = self.reader.stats().files();
         if !scan::deletion_check_allowed(&self.root, report.files, indexed) {
             return;
         }

@@ -263,7 +263,6 @@ fn full(body: impl Into<Bytes>) -> Body {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::Ordering;
 
     use hyper::header::HOST;
 
@@ -303,7 +302,7 @@ mod tests {
             StatusCode::SERVICE_UNAVAILABLE
         );
         state.health.set_root_ok(true);
-        state.reader.stats().failing.store(true, Ordering::Relaxed);
+        state.reader.stats().set_failing();
         assert_eq!(
             status_of(&state, "/healthz").await,
             StatusCode::SERVICE_UNAVAILABLE

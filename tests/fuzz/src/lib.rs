@@ -183,12 +183,7 @@ impl Daemon {
             // A reservation is committed after what was queued before it.
             writer.reserve(Stamp(0)).await.expect("commit");
         });
-        let file_stamp = Stamp(
-            index
-                .stats()
-                .last_stamp
-                .load(std::sync::atomic::Ordering::Acquire),
-        );
+        let file_stamp = index.stats().last_stamp();
         assert!(file_stamp > Stamp(0), "the file was not indexed");
         let settings = |public_url: bool| {
             let mut env = vec![
