@@ -48,6 +48,7 @@ pub const KEYS: &[&str] = &[
     "auth.basic_file",
     "auth.api_key_file",
     "auth.api_key_header",
+    "log.format",
 ];
 
 /// The whole configuration, validated.
@@ -64,6 +65,26 @@ pub struct Settings {
     pub trigger: TriggerSettings,
     /// `[auth]`
     pub auth: AuthSettings,
+    /// `[log]`
+    pub log: LogSettings,
+}
+
+/// `[log]`: how log lines look.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// `log.format`
+    pub format: LogFormat,
+}
+
+/// `log.format`: one line of text per event, or one JSON object per line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
 }
 
 /// `[server]`: where to listen and how clients reach us.
@@ -572,6 +593,7 @@ mod tests {
         assert_eq!(s.state.dir, PathBuf::from("./state"));
         assert_eq!(s.trigger.retry_after_s, 15);
         assert_eq!(s.trigger.max_content_bytes, 16 * 1024 * 1024);
+        assert_eq!(s.log.format, LogFormat::Text);
     }
 
     #[test]
@@ -659,6 +681,7 @@ mod tests {
                 "twice",
                 "watch.poll_confirm",
             ),
+            ("FILETRIGGER__LOG__FORMAT", "xml", "log.format"),
         ] {
             let err = load(None, env(&[(k, v)])).unwrap_err();
             assert!(err.to_string().contains(key), "{k}={v}: {err}");
