@@ -128,13 +128,13 @@ fn the_committed_completions_and_man_pages_are_current() {
         .status()
         .unwrap();
     assert!(status.success());
-    let committed = root.join("assets");
+    let committed = root.join("config/packaging");
     assert_eq!(files_under(dir.path()), files_under(&committed));
     for f in files_under(dir.path()) {
         assert_eq!(
             std::fs::read_to_string(dir.path().join(&f)).unwrap(),
             std::fs::read_to_string(committed.join(&f)).unwrap(),
-            "assets/{f} is stale: run `cargo run -- generate-assets assets`"
+            "config/packaging/{f} is stale: run `cargo run -- generate-assets config/packaging`"
         );
     }
     let man = std::fs::read_to_string(committed.join("man/filetrigger.1")).unwrap();
@@ -152,11 +152,11 @@ fn the_deb_installs_the_completions_man_pages_and_changelog() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
     for asset in [
-        "\"assets/man/*.1\", \"usr/share/man/man1/\"",
+        "\"config/packaging/man/*.1\", \"usr/share/man/man1/\"",
         "usr/share/bash-completion/completions/filetrigger",
         "usr/share/zsh/vendor-completions/_filetrigger",
         "usr/share/fish/vendor_completions.d/filetrigger.fish",
-        "changelog = \"debian/changelog\"",
+        "changelog = \"config/packaging/changelog\"",
     ] {
         assert!(manifest.contains(asset), "Cargo.toml lacks {asset}");
     }

@@ -3,7 +3,7 @@
 //!
 //! Owns: writing `DIR/completions/{filetrigger.bash,_filetrigger,filetrigger.fish}` and
 //! `DIR/man/filetrigger.1` plus one page per sub-command. The committed copies in
-//! `assets/` are what the `.deb` installs; `tests/packaging.rs` checks they are current.
+//! `config/packaging/` are what the `.deb` installs; `tests/packaging.rs` checks they are current.
 //! Does not own: the definition itself (`cli`).
 
 use std::path::Path;
