@@ -49,6 +49,7 @@ pub const KEYS: &[&str] = &[
     "auth.api_key_file",
     "auth.api_key_header",
     "metrics.public_on_loopback",
+    "log.format",
 ];
 
 /// The whole configuration, validated.
@@ -67,6 +68,8 @@ pub struct Settings {
     pub auth: AuthSettings,
     /// `[metrics]`
     pub metrics: MetricsSettings,
+    /// `[log]`
+    pub log: LogSettings,
 }
 
 /// `[metrics]`: who may read `GET /metrics`.
@@ -76,6 +79,24 @@ pub struct MetricsSettings {
     /// `metrics.public_on_loopback`: `/metrics` answers a loopback peer without
     /// authentication.
     pub public_on_loopback: bool,
+}
+
+/// `[log]`: how log lines look.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// `log.format`
+    pub format: LogFormat,
+}
+
+/// `log.format`: one line of text per event, or one JSON object per line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
 }
 
 /// `[server]`: where to listen and how clients reach us.
@@ -584,6 +605,7 @@ mod tests {
         assert_eq!(s.state.dir, PathBuf::from("./state"));
         assert_eq!(s.trigger.retry_after_s, 15);
         assert_eq!(s.trigger.max_content_bytes, 16 * 1024 * 1024);
+        assert_eq!(s.log.format, LogFormat::Text);
     }
 
     #[test]
@@ -671,6 +693,7 @@ mod tests {
                 "twice",
                 "watch.poll_confirm",
             ),
+            ("FILETRIGGER__LOG__FORMAT", "xml", "log.format"),
         ] {
             let err = load(None, env(&[(k, v)])).unwrap_err();
             assert!(err.to_string().contains(key), "{k}={v}: {err}");

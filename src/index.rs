@@ -219,6 +219,42 @@ fn open_db(path: &Path) -> Result<Database, IndexError> {
         })
 }
 
+/// Looks at `state_dir/index.redb` without changing a byte (`filetrigger check`): opens
+/// it read-only and checks its schema. `Ok(None)` when there is no index yet, else the
+/// number of files it holds.
+///
+/// # Errors
+/// [`IndexError::Locked`] while a daemon has it open; [`IndexError::Open`] when it cannot
+/// be read (with redb's `RepairAborted` after an unclean stop, which a start repairs);
+/// [`IndexError::Schema`]; [`IndexError::Store`].
+pub fn inspect(state_dir: &Path) -> Result<Option<u64>, IndexError> {
+    let path = state_dir.join("index.redb");
+    if !path.try_exists().unwrap_or(true) {
+        return Ok(None);
+    }
+    let db = redb::ReadOnlyDatabase::open(&path).map_err(|e| match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => IndexError::Locked { path: path.clone() },
+        source => IndexError::Open {
+            path: path.clone(),
+            source,
+        },
+    })?;
+    let txn = db.begin_read().ctx("inspect")?;
+    match meta_get(&txn.open_table(META).ctx("inspect meta")?, "schema_version")? {
+        Some(found) if found != SCHEMA_VERSION => Err(IndexError::Schema {
+            path,
+            found: found as u64,
+            expected: SCHEMA_VERSION as u64,
+        }),
+        _ => Ok(Some(
+            txn.open_table(OFFERS)
+                .ctx("inspect offers")?
+                .len()
+                .ctx("count")?,
+        )),
+    }
+}
+
 /// A value of the `meta` table.
 fn meta_get(
     meta: &impl ReadableTable<&'static str, i64>,

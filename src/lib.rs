@@ -5,6 +5,7 @@
 //! Logic Apps expects. See `README.md` for the map from each concern to its module.
 
 pub(crate) mod auth;
+pub mod cli;
 pub mod config;
 pub(crate) mod confine;
 mod cursor;
@@ -13,6 +14,7 @@ pub mod error;
 pub(crate) mod filter;
 pub mod health;
 pub mod index;
+pub mod logging;
 pub(crate) mod metrics;
 pub(crate) mod offer;
 pub(crate) mod progress;

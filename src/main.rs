@@ -1,39 +1,34 @@
-//! The `filetrigger` binary: load settings, install logging, run, map the error to an
-//! exit code (2 for configuration, 1 for anything else).
+//! The `filetrigger` binary: parse the command line; for `serve` (the default) load
+//! settings, install logging, run, map the error to an exit code (2 for configuration, 1
+//! for anything else). The other commands live in `filetrigger::cli`.
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
+use filetrigger::cli::{Cli, Command};
 use tokio_util::sync::CancellationToken;
-
-/// A file-arrival polling trigger for Azure Logic Apps.
-#[derive(Parser, Debug)]
-#[command(version, about)]
-struct Cli {
-    /// TOML file with settings (see config/default.toml for every key).
-    #[arg(long, value_name = "PATH")]
-    config: Option<PathBuf>,
-}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let settings = match filetrigger::config::load(cli.config.as_deref(), std::env::vars()) {
+    match cli.command {
+        None | Some(Command::Serve) => serve(cli.config.as_deref()),
+        Some(tool) => filetrigger::cli::run(tool, cli.config.as_deref()),
+    }
+}
+
+fn serve(config: Option<&Path>) -> ExitCode {
+    let settings = match filetrigger::config::load(config, std::env::vars()) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("filetrigger: configuration error: {e}");
             return ExitCode::from(2);
         }
     };
-    let journald = std::env::var_os("JOURNAL_STREAM").is_some();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(!journald && std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    filetrigger::logging::install(
+        settings.log.format,
+        filetrigger::logging::Destination::detect(),
+    );
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

@@ -1,5 +1,6 @@
 //! The files an administrator installs: the hardened systemd units and the shipped
-//! configuration.
+//! configuration, the completions and manual pages generated from the clap definition, and
+//! what the .deb installs (lintian itself runs in .ci/run).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -100,4 +101,92 @@ fn the_shipped_configuration_loads_and_names_no_secret() {
     assert!(s.server.listen.ip().is_loopback());
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(!text.to_lowercase().contains("password ="));
+}
+
+/// Every file under `dir`, relative, sorted.
+fn files_under(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for sub in ["completions", "man"] {
+        for e in std::fs::read_dir(dir.join(sub)).unwrap() {
+            out.push(format!(
+                "{sub}/{}",
+                e.unwrap().file_name().to_string_lossy()
+            ));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn the_committed_completions_and_man_pages_are_current() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let status = Command::new(env!("CARGO_BIN_EXE_filetrigger"))
+        .arg("generate-assets")
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let committed = root.join("config/packaging");
+    assert_eq!(files_under(dir.path()), files_under(&committed));
+    for f in files_under(dir.path()) {
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(&f)).unwrap(),
+            std::fs::read_to_string(committed.join(&f)).unwrap(),
+            "config/packaging/{f} is stale: run `cargo run -- generate-assets config/packaging`"
+        );
+    }
+    let man = std::fs::read_to_string(committed.join("man/filetrigger.1")).unwrap();
+    for word in ["check", "status", "poll", "\\-\\-config"] {
+        assert!(man.contains(word), "the man page lacks {word}");
+    }
+    assert!(
+        !man.contains("generate"),
+        "the hidden command is documented"
+    );
+}
+
+#[test]
+fn the_deb_installs_the_completions_man_pages_and_changelog() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    for asset in [
+        "\"config/packaging/man/*.1\", \"usr/share/man/man1/\"",
+        "usr/share/bash-completion/completions/filetrigger",
+        "usr/share/zsh/vendor-completions/_filetrigger",
+        "usr/share/fish/vendor_completions.d/filetrigger.fish",
+        "changelog = \"config/packaging/changelog\"",
+    ] {
+        assert!(manifest.contains(asset), "Cargo.toml lacks {asset}");
+    }
+    let Some(deb) = std::fs::read_dir(root.join("target/debian"))
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "deb"))
+    else {
+        // Built by `cargo deb` (.ci/run builds it, then runs lintian on it).
+        return;
+    };
+    let Ok(out) = Command::new("dpkg-deb").arg("-c").arg(&deb).output() else {
+        return;
+    };
+    let listing = String::from_utf8_lossy(&out.stdout);
+    for path in [
+        "./usr/share/man/man1/filetrigger.1.gz",
+        "./usr/share/man/man1/filetrigger-check.1.gz",
+        "./usr/share/bash-completion/completions/filetrigger",
+        "./usr/share/zsh/vendor-completions/_filetrigger",
+        "./usr/share/fish/vendor_completions.d/filetrigger.fish",
+        "./usr/share/doc/filetrigger/changelog.Debian.gz",
+        "./usr/share/doc/filetrigger/copyright",
+    ] {
+        assert!(
+            listing.contains(path),
+            "{} lacks {path}:\n{listing}",
+            deb.display()
+        );
+    }
 }
