@@ -77,6 +77,28 @@ fn check_passes_a_good_configuration() {
 }
 
 #[test]
+fn check_on_the_defaults_in_a_new_directory_passes_with_notes() {
+    // What `serve` starts on (it creates ./inbox and ./state) `check` passes: the missing
+    // directories are notes, not problems. Only the port is changed (8080 may be busy).
+    let cwd = tempfile::tempdir().unwrap();
+    let out = ft(
+        cwd.path(),
+        &["check"],
+        &[(
+            "FILETRIGGER__SERVER__LISTEN".to_string(),
+            "127.0.0.1:0".to_string(),
+        )],
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("note: watch.dir: ./inbox does not exist yet; serve creates it"),
+        "{stdout}"
+    );
+    assert!(!cwd.path().join("inbox").exists(), "check created ./inbox");
+}
+
+#[test]
 fn check_gives_one_line_per_problem_and_exit_2() {
     let site = Site::new();
     let file = site.tmp.path().join("plain-file");
@@ -86,6 +108,8 @@ fn check_gives_one_line_per_problem_and_exit_2() {
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let busy_addr = busy.local_addr().unwrap().to_string();
     let missing = site.tmp.path().join("missing").display().to_string();
+    // A watched directory that serve cannot create (its parent is a file).
+    let uncreatable = file.join("inbox").display().to_string();
     let file_s = file.display().to_string();
     let garbage_s = garbage.display().to_string();
     let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
@@ -94,7 +118,10 @@ fn check_gives_one_line_per_problem_and_exit_2() {
             "watch.settle_ms",
         ),
         (vec![("FILETRIGGER__WATCH__NOPE", "1")], "watch.nope"),
-        (vec![("FILETRIGGER__WATCH__DIR", &missing)], "watch.dir: "),
+        (
+            vec![("FILETRIGGER__WATCH__DIR", &uncreatable)],
+            "watch.dir: ",
+        ),
         (
             vec![("FILETRIGGER__WATCH__DIR", &file_s)],
             "is not a directory",
@@ -135,7 +162,7 @@ fn check_gives_one_line_per_problem_and_exit_2() {
     let (code, out) = check(
         &site,
         &[
-            ("FILETRIGGER__WATCH__DIR", &missing),
+            ("FILETRIGGER__WATCH__DIR", &uncreatable),
             ("FILETRIGGER__AUTH__BASIC_FILE", &missing),
             ("FILETRIGGER__SERVER__LISTEN", &busy_addr),
         ],

@@ -111,10 +111,18 @@ fn watched_dir(s: &Settings, out: &mut Vec<Finding>) {
                 )));
             }
         }
-        Err(e) if e.kind() == ErrorKind::NotFound => out.push(Finding::Problem(format!(
-            "watch.dir: {} does not exist (serve would create it empty: is the path right?)",
-            dir.display()
-        ))),
+        Err(e) if e.kind() == ErrorKind::NotFound => match creatable(dir) {
+            // Serve creates it (the default ./inbox in a new directory): nothing to fix,
+            // but a misspelt path would be watched empty, so say it.
+            Ok(()) => out.push(Finding::Note(format!(
+                "watch.dir: {} does not exist yet; serve creates it empty (is the path right?)",
+                dir.display()
+            ))),
+            Err(why) => out.push(Finding::Problem(format!(
+                "watch.dir: {} does not exist and serve cannot create it: {why}",
+                dir.display()
+            ))),
+        },
         Err(e) => out.push(Finding::Problem(format!(
             "watch.dir: cannot use {}: {e}",
             dir.display()
@@ -144,10 +152,16 @@ fn state_dir(s: &Settings, out: &mut Vec<Finding>) -> Index {
         }
         Ok(_) => {}
         Err(e) if e.kind() == ErrorKind::NotFound => {
-            out.push(Finding::Note(format!(
-                "state.dir: {} does not exist yet; serve creates it",
-                dir.display()
-            )));
+            match creatable(dir) {
+                Ok(()) => out.push(Finding::Note(format!(
+                    "state.dir: {} does not exist yet; serve creates it",
+                    dir.display()
+                ))),
+                Err(why) => out.push(Finding::Problem(format!(
+                    "state.dir: {} does not exist and serve cannot create it: {why}",
+                    dir.display()
+                ))),
+            }
             return Index::None;
         }
         Err(e) => {
@@ -235,6 +249,32 @@ fn listen(s: &Settings, index_in_use: bool, out: &mut Vec<Finding>) {
 /// This process's effective user id (the owner of `/proc/self`).
 fn effective_uid() -> Option<u32> {
     std::fs::metadata("/proc/self").ok().map(|m| m.uid())
+}
+
+/// Whether serve could create the missing directory `dir` (`create_dir_all`): its
+/// nearest existing ancestor is a directory this user may write to and search.
+fn creatable(dir: &Path) -> Result<(), String> {
+    use rustix::fs::{accessat, Access, AtFlags, CWD};
+    let absolute = std::path::absolute(dir).map_err(|e| e.to_string())?;
+    let Some(parent) = absolute.ancestors().skip(1).find(|a| a.exists()) else {
+        return Err("no existing parent directory".into());
+    };
+    if !parent.is_dir() {
+        return Err(format!("{} is not a directory", parent.display()));
+    }
+    accessat(
+        CWD,
+        parent,
+        Access::WRITE_OK | Access::EXEC_OK,
+        AtFlags::EACCESS,
+    )
+    .map_err(|e| {
+        format!(
+            "{} is not writable by this user{}: {e}",
+            parent.display(),
+            uid_text()
+        )
+    })
 }
 
 fn uid_text() -> String {
