@@ -689,6 +689,28 @@ pub fn root_or_skip(test_binary: &str, test: &str, why: &str) -> bool {
     false
 }
 
+/// Whether the program `tool` runs (`tool --version`). When it does not, says so in one
+/// line and returns false, so the test skips that part; under `REQUIRE_ROOT` (CI, which
+/// installs every tool the tests use) a missing tool is a failure instead.
+pub fn tool_or_skip(tool: &str, test: &str) -> bool {
+    let runs = std::process::Command::new(tool)
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if runs {
+        return true;
+    }
+    let line = format!("skipped part of {test}: needs {tool} (apt-get install {tool})");
+    assert!(
+        std::env::var_os(REQUIRE_ROOT).is_none(),
+        "{line} ({REQUIRE_ROOT} is set, so skipping is a failure)"
+    );
+    let _ = writeln!(std::io::stderr(), "{line}");
+    false
+}
+
 /// `needs_root!("what it does as root")` at the top of a test: skips it, with one line,
 /// when not root (see [`root_or_skip`]).
 #[macro_export]
