@@ -12,6 +12,7 @@ mod cursor;
 pub(crate) mod discover;
 pub mod error;
 pub(crate) mod filter;
+pub(crate) mod folder;
 pub mod health;
 pub mod index;
 pub mod logging;

@@ -34,6 +34,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use crate::auth::{Auth, Verdict};
 use crate::config::Settings;
 use crate::cursor::FirstCursor;
+use crate::folder::Folder;
 use crate::health::Health;
 use crate::index::{Index, IndexReader, WriterHandle};
 use crate::metrics::{Metrics, Route};
@@ -52,18 +53,16 @@ const MAX_URI: usize = 4096;
 pub struct AppState {
     /// Read side of the index.
     pub(crate) reader: IndexReader,
+    /// The watched folders, in configuration order (`default` first when configured).
+    pub(crate) folders: Vec<Arc<Folder>>,
     /// First-call cursors.
     pub(crate) first_cursor: FirstCursor,
     /// Status for `/healthz`.
     pub(crate) health: Arc<Health>,
-    /// The watched directory, absolute.
-    pub(crate) root: PathBuf,
     /// `server.public_url`, `server.trusted_proxies`.
     urls: UrlPolicy,
     /// `trigger.retry_after_s`
     retry_after: u32,
-    /// `trigger.max_content_bytes`
-    max_content: u64,
     /// The loaded `[auth]` methods (`None`: no authentication); replaced on SIGHUP.
     pub(crate) auth: Swap<Option<Auth>>,
     /// What `/metrics` shows; discovery records into it too.
@@ -73,6 +72,11 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The folder named `name`.
+    pub(crate) fn folder(&self, name: &str) -> Option<&Folder> {
+        self.folders.iter().find(|f| f.name == name).map(|f| &**f)
+    }
+
     /// The state for serving `index` (read through it, first-call cursors reserved through
     /// `writer`) over the watched directory `root` (absolute), with `settings`' `[server]`
     /// URL policy and `[trigger]` values, and `auth` (`None`: no authentication).
@@ -86,14 +90,18 @@ impl AppState {
     ) -> AppState {
         AppState {
             reader: index.reader(),
+            folders: vec![Arc::new(Folder {
+                name: crate::folder::DEFAULT.to_string(),
+                root,
+                reader: index.reader(),
+                max_content: settings.trigger.max_content_bytes,
+            })],
             first_cursor: FirstCursor::new(index.clock(), writer),
             metrics: Arc::new(Metrics::new(health.clone(), index.reader())),
             metrics_public_on_loopback: settings.metrics.public_on_loopback,
             health,
-            root,
             urls: UrlPolicy::new(settings),
             retry_after: settings.trigger.retry_after_s,
-            max_content: settings.trigger.max_content_bytes,
             auth: Swap::new(auth),
         }
     }
@@ -155,31 +163,83 @@ async fn route<B>(
             return denied;
         }
     }
+    if let Some(rest) = path.strip_prefix("/watches/") {
+        let (name, op) = rest.split_once('/').unwrap_or((rest, ""));
+        let Some(folder) = state.folder(name) else {
+            return error(
+                StatusCode::NOT_FOUND,
+                "unknown_folder",
+                &format!("no watched folder is named {name:?}; GET /watches lists them"),
+            );
+        };
+        return folder_route(state, folder, peer, secure, req, op, has_body).await;
+    }
     match (method, path) {
         (&Method::GET, "/trigger" | "/healthz" | "/metrics") if has_body => error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_not_accepted",
             "a GET here takes no request body",
         ),
-        (&Method::GET, "/trigger") => trigger::poll(state, peer, secure, req).await,
+        (&Method::GET, "/trigger") => match state.folder(crate::folder::DEFAULT) {
+            Some(folder) => trigger::poll(state, folder, peer, secure, req).await,
+            None => error(
+                StatusCode::NOT_FOUND,
+                "unknown_folder",
+                "no [watch] folder is configured; GET /watches lists the folders",
+            ),
+        },
         (&Method::GET, "/healthz") => health::healthz(state),
         (&Method::GET, "/metrics") => metrics::metrics(state).await,
-        (_, "/trigger" | "/healthz" | "/metrics") => {
-            let mut r = error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                &format!("{method} is not allowed here; use GET"),
-            );
-            r.headers_mut()
-                .insert(ALLOW, HeaderValue::from_static("GET"));
-            r
-        }
+        (_, "/trigger" | "/healthz" | "/metrics") => not_allowed(method, "GET"),
         _ => error(
             StatusCode::NOT_FOUND,
             "not_found",
             &format!("no such endpoint: {path}; the trigger is GET /trigger"),
         ),
     }
+}
+
+/// The routes of one folder: `/watches/NAME/OP`.
+async fn folder_route<B>(
+    state: &AppState,
+    folder: &Folder,
+    peer: SocketAddr,
+    secure: bool,
+    req: &Request<B>,
+    op: &str,
+    has_body: bool,
+) -> Response<Body> {
+    let method = req.method();
+    match (method, op) {
+        (&Method::GET, "trigger") if has_body => error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_not_accepted",
+            "a GET here takes no request body",
+        ),
+        (&Method::GET, "trigger") => trigger::poll(state, folder, peer, secure, req).await,
+        (_, "trigger") => not_allowed(method, "GET"),
+        _ => error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            &format!(
+                "no such endpoint: {}; a folder's trigger is GET /watches/{}/trigger",
+                req.uri().path(),
+                folder.name
+            ),
+        ),
+    }
+}
+
+/// `405` naming the methods the route takes.
+fn not_allowed(method: &Method, allow: &'static str) -> Response<Body> {
+    let mut r = error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        &format!("{method} is not allowed here; use {allow}"),
+    );
+    r.headers_mut()
+        .insert(ALLOW, HeaderValue::from_static(allow));
+    r
 }
 
 /// `None` when the request may proceed; otherwise the `401` to send.

@@ -18,6 +18,7 @@ use percent_encoding::percent_decode_str;
 
 use super::url::{self, UrlPolicy};
 use super::{full, AppState, Body, RequestError};
+use crate::folder::Folder;
 use crate::offer::{self, Offer};
 use crate::stamp::{Stamp, EXAMPLE};
 
@@ -105,11 +106,12 @@ impl<'a, B> PollRequest<'a, B> {
 /// Answers a poll; an error is a JSON answer with its status.
 pub(super) async fn poll<B>(
     state: &AppState,
+    folder: &Folder,
     peer: SocketAddr,
     secure: bool,
     req: &Request<B>,
 ) -> Response<Body> {
-    match try_poll(state, peer, secure, req).await {
+    match try_poll(state, folder, peer, secure, req).await {
         Ok(r) => r,
         Err(e) => e.into_response(state.retry_after),
     }
@@ -117,6 +119,7 @@ pub(super) async fn poll<B>(
 
 async fn try_poll<B>(
     state: &AppState,
+    folder: &Folder,
     peer: SocketAddr,
     secure: bool,
     req: &Request<B>,
@@ -132,12 +135,12 @@ async fn try_poll<B>(
             .map(|loc| accepted(loc, state.retry_after));
     };
     let unchanged = || poll.unchanged().map(|loc| accepted(loc, state.retry_after));
-    if !state.reader.maybe_after(cursor) {
+    if !folder.reader.maybe_after(cursor) {
         return unchanged();
     }
-    let reader = state.reader.clone();
-    let root = state.root.clone();
-    let max = state.max_content;
+    let reader = folder.reader.clone();
+    let root = folder.root.clone();
+    let max = folder.max_content;
     let found =
         tokio::task::spawn_blocking(move || offer::next_after(&reader, &root, cursor, max)).await;
     match found {
