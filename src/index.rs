@@ -947,6 +947,85 @@ impl Snapshot {
     }
 }
 
+/// One entry of `offers`, as [`Snapshot::for_each_after`] walks them (not checked
+/// against the disk).
+#[derive(Debug)]
+pub struct Entry {
+    /// Its stamp (the version's `indexedAt`).
+    pub stamp: Stamp,
+    /// The version indexed.
+    pub version: FileVersion,
+    /// Offered while still open for writing ([`WriteOp::UpsertStillOpen`]).
+    pub still_open: bool,
+}
+
+/// Reads for the connector's actions: one path's version, and the entries after a cursor
+/// several at a time.
+impl Snapshot {
+    /// The version indexed at `rel` (relative path bytes), with its stamp and whether it
+    /// was indexed while still open; `None` when nothing is indexed there.
+    ///
+    /// # Errors
+    /// [`IndexError::Store`] when the store cannot be read.
+    pub fn lookup(&self, rel: &[u8]) -> Result<Option<Entry>, IndexError> {
+        let Some((size, mtime, ino, stamp)) = self.files.get(rel).ctx("get")?.map(|g| g.value())
+        else {
+            return Ok(None);
+        };
+        Ok(Some(Entry {
+            stamp: Stamp(stamp),
+            version: FileVersion {
+                rel: rel.to_vec(),
+                size,
+                mtime: Stamp(mtime),
+                ino,
+            },
+            still_open: self.is_still_open(stamp)?,
+        }))
+    }
+
+    /// Calls `f` with each entry stamped after `cursor`, in stamp order, until it breaks
+    /// or the entries end. The caller decides what is live and when a page is full.
+    ///
+    /// # Errors
+    /// [`IndexError::Store`] when the store cannot be read.
+    pub fn for_each_after(
+        &self,
+        cursor: Stamp,
+        mut f: impl FnMut(Entry) -> std::ops::ControlFlow<()>,
+    ) -> Result<(), IndexError> {
+        if cursor.0 == i64::MAX {
+            return Ok(());
+        }
+        for entry in self.offers.range(cursor.0 + 1..).ctx("range")? {
+            let (k, v) = entry.ctx("range")?;
+            let (rel, size, mtime, ino) = v.value();
+            let entry = Entry {
+                stamp: Stamp(k.value()),
+                version: FileVersion {
+                    rel: rel.to_vec(),
+                    size,
+                    mtime: Stamp(mtime),
+                    ino,
+                },
+                still_open: self.is_still_open(k.value())?,
+            };
+            if f(entry).is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the entry stamped `stamp` was indexed while still open for writing.
+    fn is_still_open(&self, stamp: i64) -> Result<bool, IndexError> {
+        Ok(match &self.still_open {
+            Some(t) => t.get(stamp).ctx("still_open")?.is_some(),
+            None => false,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
