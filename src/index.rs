@@ -1261,6 +1261,48 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn lookup_finds_the_current_version_and_for_each_after_walks_in_stamp_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::open(dir.path(), Arc::new(SystemClock)).unwrap();
+        let (w, _join) = index.start_writer(16).unwrap();
+        apply(
+            &w,
+            vec![
+                WriteOp::Upsert(version("b", 1)),
+                WriteOp::UpsertStillOpen(version("a", 1)),
+                WriteOp::Upsert(version("b", 2)),
+                WriteOp::Upsert(version("gone", 1)),
+                WriteOp::Remove(b"gone".to_vec(), None),
+            ],
+        )
+        .await;
+        let snap = index.reader().snapshot().unwrap();
+        let b = snap.lookup(b"b").unwrap().unwrap();
+        assert_eq!(b.version, version("b", 2));
+        assert!(!b.still_open);
+        assert!(snap.lookup(b"a").unwrap().unwrap().still_open);
+        assert!(snap.lookup(b"gone").unwrap().is_none());
+        let mut walked = Vec::new();
+        snap.for_each_after(Stamp::MIN, |e| {
+            walked.push((String::from_utf8(e.version.rel).unwrap(), e.stamp));
+            std::ops::ControlFlow::Continue(())
+        })
+        .unwrap();
+        assert_eq!(
+            walked.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+        assert_eq!(walked[1].1, b.stamp);
+        let mut after = Vec::new();
+        snap.for_each_after(walked[0].1, |e| {
+            after.push(e.stamp);
+            std::ops::ControlFlow::Break(())
+        })
+        .unwrap();
+        assert_eq!(after, vec![b.stamp]);
+    }
+
+    #[tokio::test]
     async fn a_second_open_of_the_same_state_dir_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let _first = Index::open(dir.path(), Arc::new(SystemClock)).unwrap();

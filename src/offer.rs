@@ -778,6 +778,19 @@ mod tests {
     }
 
     #[test]
+    fn path_from_text_undoes_the_escape_of_a_name_that_is_not_utf8() {
+        for bytes in [&b"dir/caf\xe9 100%.txt"[..], b"\xff", b"a%b\x80/%25"] {
+            let (text, escaped) = path_text(bytes);
+            assert!(escaped);
+            assert_eq!(path_from_text(&text).as_deref(), Some(bytes), "{text}");
+        }
+        // UTF-8 names are spelled as they are, `%` and all.
+        for text in ["plain.txt", "100%.txt", "a%25b", "%zz", "%4"] {
+            assert_eq!(path_from_text(text), None, "{text}");
+        }
+    }
+
+    #[test]
     fn a_small_file_is_read_only_when_it_has_exactly_its_indexed_size() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
