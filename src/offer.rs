@@ -1,10 +1,14 @@
-//! One offer: finding the next live file after a cursor, and its `200` body.
+//! Offers: finding the next live file (or the next batch, or a page of a listing) after a
+//! cursor, and the bodies that carry them.
 //!
-//! Owns: checking an indexed version against the disk at poll time (gone or changed files
-//! are skipped), the JSON body with Logic Apps' `$content-type`/`$content` convention,
-//! the lossless text form of a path that is not UTF-8, and the body ready to send
-//! (streaming base64 content from disk without holding a large file in memory).
-//! Does not own: the cursor in `Location`, status codes or headers (`routes::trigger`).
+//! Owns: checking an indexed version against the disk ([`open_version`]: gone or changed
+//! files are skipped), a batch's byte budget, the File body with Logic Apps'
+//! `$content-type`/`$content` convention (and its FileProperties form), the lossless text
+//! form of a path that is not UTF-8 and its inverse, and the bodies ready to send
+//! (streaming base64 content, or a file's raw bytes, from disk without holding a large
+//! file in memory).
+//! Does not own: the cursor in `Location`, query parameters, links, status codes or
+//! headers (`routes::trigger`, `routes::read`).
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -87,25 +91,15 @@ pub fn next_after(
 /// gone, replaced by something that is not a regular file, or changed since (a changed
 /// file is a new version with its own, later stamp).
 fn open_checked(root: &Path, v: &FileVersion, max_content: u64) -> Option<Content> {
-    let path = root.join(std::ffi::OsStr::from_bytes(&v.rel));
-    let file = crate::confine::open_beneath(root, &v.rel);
-    let mut file = match file {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+    let mut file = match open_version(root, v) {
+        OnDisk::Same(f) => f,
+        OnDisk::Unreadable(e) => {
+            let path = root.join(std::ffi::OsStr::from_bytes(&v.rel));
             tracing::warn!(path = %path.display(), "offered without content: permission denied");
             return Some(Content::Omitted(format!("the file cannot be read: {e}")));
         }
-        Err(_) => return None,
+        OnDisk::Gone | OnDisk::Changed => return None,
     };
-    let meta = file.metadata().ok()?;
-    let mtime = Stamp(
-        meta.mtime()
-            .saturating_mul(1_000_000_000)
-            .saturating_add(meta.mtime_nsec()),
-    );
-    if !meta.file_type().is_file() || !v.same_version(meta.len(), mtime, meta.ino()) {
-        return None;
-    }
     if v.size > max_content {
         return Some(Content::Omitted(format!(
             "the file has {} bytes, more than trigger.max_content_bytes ({max_content})",
