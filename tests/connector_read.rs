@@ -233,6 +233,40 @@ fn a_batch_keeps_to_its_byte_budget_and_omits_a_file_that_alone_exceeds_it() {
     }
 }
 
+#[test]
+fn a_batch_streams_large_files_between_small_ones_as_valid_json() {
+    let site = Site::new();
+    let data = |n: usize, seed: u8| -> Vec<u8> { (0..n).map(|i| (i as u8) ^ seed).collect() };
+    let files = vec![
+        ("1.txt", b"one".to_vec()),
+        ("2.bin", data(1_000_001, 7)),
+        ("3.txt", Vec::new()),
+        ("4.bin", data(300_000, 9)),
+        ("5.txt", b"five".to_vec()),
+    ];
+    for (name, bytes) in &files {
+        write_direct(&site.inbox, name, bytes);
+    }
+    let d = site.daemon(SETTLE, &[]);
+    wait_for("indexed", WAIT, || indexed(&d) >= files.len() as u64);
+    let mut engine = BatchEngine::at(format!(
+        "{}?triggerState={BEGINNING}",
+        folder_url(&d, "batch")
+    ));
+    engine.drain(files.len());
+    assert_eq!(engine.answers.len(), 1, "one batch: {:?}", engine.answers);
+    assert_eq!(engine.answers[0].1, 15, "nothing more waits");
+    for (name, bytes) in &files {
+        let item = engine.runs.iter().find(|i| i["path"] == *name).unwrap();
+        let got = base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            item["content"]["$content"].as_str().unwrap(),
+        )
+        .unwrap();
+        assert_eq!(&got, bytes, "{name}");
+    }
+}
+
 /// The single trigger (both routes) and the batch with `content=none`: no content, no
 /// `contentOmitted`, and a `contentLink` that gives the exact bytes, a name that is not
 /// UTF-8 included.

@@ -119,7 +119,7 @@ fn ok_with(body: offer::Body, content_type: &'static str) -> Response<Body> {
     r
 }
 
-/// A `500`-free mapping of a failed blocking read.
+/// A failed read of the index (or its blocking task), logged: `503`, the client retries.
 fn read_failed<E: std::fmt::Display>(e: E) -> RequestError {
     tracing::error!(error = %e, "index read failed");
     RequestError::Unavailable("the index cannot be read right now")

@@ -3,7 +3,7 @@
 //! Owns: the URL policy (`server.public_url`; else `X-Forwarded-Proto/Host/Prefix`, but
 //! only from a peer in `server.trusted_proxies`; else `Host`), and turning a URL into a
 //! `Location` value: absolute, non-ASCII bytes percent-encoded, at most [`MAX_LOCATION`]
-//! bytes.
+//! bytes; the same for links in bodies (`contentLink`, `nextLink`).
 //! Does not own: which query parameters a route keeps or sets (the route, e.g. `trigger`).
 
 use std::borrow::Cow;
