@@ -44,6 +44,7 @@ pub const KEYS: &[&str] = &[
     "state.retention",
     "trigger.retry_after_s",
     "trigger.max_content_bytes",
+    "trigger.batch_max_bytes",
     "auth.allow_anonymous",
     "auth.basic_file",
     "auth.api_key_file",
@@ -231,6 +232,8 @@ pub struct TriggerSettings {
     pub retry_after_s: u32,
     /// `trigger.max_content_bytes`
     pub max_content_bytes: u64,
+    /// `trigger.batch_max_bytes`: the byte budget of one batch trigger answer.
+    pub batch_max_bytes: u64,
 }
 
 /// A socket address with a message that shows the bad value and a good one.
@@ -470,6 +473,12 @@ impl Settings {
         if self.trigger.retry_after_s > 86_400 {
             return Err(bad("trigger.retry_after_s", "must be at most 86400"));
         }
+        if self.trigger.batch_max_bytes < 65_536 {
+            return Err(bad(
+                "trigger.batch_max_bytes",
+                "must be at least 65536 (room for the metadata of a full batch)",
+            ));
+        }
         if self.server.max_connections == 0 {
             return Err(bad("server.max_connections", "must be at least 1"));
         }
@@ -605,6 +614,7 @@ mod tests {
         assert_eq!(s.state.dir, PathBuf::from("./state"));
         assert_eq!(s.trigger.retry_after_s, 15);
         assert_eq!(s.trigger.max_content_bytes, 16 * 1024 * 1024);
+        assert_eq!(s.trigger.batch_max_bytes, 6 * 1024 * 1024);
         assert_eq!(s.log.format, LogFormat::Text);
     }
 

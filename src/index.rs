@@ -947,6 +947,85 @@ impl Snapshot {
     }
 }
 
+/// One entry of `offers`, as [`Snapshot::for_each_after`] walks them (not checked
+/// against the disk).
+#[derive(Debug)]
+pub struct Entry {
+    /// Its stamp (the version's `indexedAt`).
+    pub stamp: Stamp,
+    /// The version indexed.
+    pub version: FileVersion,
+    /// Offered while still open for writing ([`WriteOp::UpsertStillOpen`]).
+    pub still_open: bool,
+}
+
+/// Reads for the connector's actions: one path's version, and the entries after a cursor
+/// several at a time.
+impl Snapshot {
+    /// The version indexed at `rel` (relative path bytes), with its stamp and whether it
+    /// was indexed while still open; `None` when nothing is indexed there.
+    ///
+    /// # Errors
+    /// [`IndexError::Store`] when the store cannot be read.
+    pub fn lookup(&self, rel: &[u8]) -> Result<Option<Entry>, IndexError> {
+        let Some((size, mtime, ino, stamp)) = self.files.get(rel).ctx("get")?.map(|g| g.value())
+        else {
+            return Ok(None);
+        };
+        Ok(Some(Entry {
+            stamp: Stamp(stamp),
+            version: FileVersion {
+                rel: rel.to_vec(),
+                size,
+                mtime: Stamp(mtime),
+                ino,
+            },
+            still_open: self.is_still_open(stamp)?,
+        }))
+    }
+
+    /// Calls `f` with each entry stamped after `cursor`, in stamp order, until it breaks
+    /// or the entries end. The caller decides what is live and when a page is full.
+    ///
+    /// # Errors
+    /// [`IndexError::Store`] when the store cannot be read.
+    pub fn for_each_after(
+        &self,
+        cursor: Stamp,
+        mut f: impl FnMut(Entry) -> std::ops::ControlFlow<()>,
+    ) -> Result<(), IndexError> {
+        if cursor.0 == i64::MAX {
+            return Ok(());
+        }
+        for entry in self.offers.range(cursor.0 + 1..).ctx("range")? {
+            let (k, v) = entry.ctx("range")?;
+            let (rel, size, mtime, ino) = v.value();
+            let entry = Entry {
+                stamp: Stamp(k.value()),
+                version: FileVersion {
+                    rel: rel.to_vec(),
+                    size,
+                    mtime: Stamp(mtime),
+                    ino,
+                },
+                still_open: self.is_still_open(k.value())?,
+            };
+            if f(entry).is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the entry stamped `stamp` was indexed while still open for writing.
+    fn is_still_open(&self, stamp: i64) -> Result<bool, IndexError> {
+        Ok(match &self.still_open {
+            Some(t) => t.get(stamp).ctx("still_open")?.is_some(),
+            None => false,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1179,6 +1258,48 @@ mod tests {
             want.sort();
             assert_eq!(got, want, "in {t:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn lookup_finds_the_current_version_and_for_each_after_walks_in_stamp_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::open(dir.path(), Arc::new(SystemClock)).unwrap();
+        let (w, _join) = index.start_writer(16).unwrap();
+        apply(
+            &w,
+            vec![
+                WriteOp::Upsert(version("b", 1)),
+                WriteOp::UpsertStillOpen(version("a", 1)),
+                WriteOp::Upsert(version("b", 2)),
+                WriteOp::Upsert(version("gone", 1)),
+                WriteOp::Remove(b"gone".to_vec(), None),
+            ],
+        )
+        .await;
+        let snap = index.reader().snapshot().unwrap();
+        let b = snap.lookup(b"b").unwrap().unwrap();
+        assert_eq!(b.version, version("b", 2));
+        assert!(!b.still_open);
+        assert!(snap.lookup(b"a").unwrap().unwrap().still_open);
+        assert!(snap.lookup(b"gone").unwrap().is_none());
+        let mut walked = Vec::new();
+        snap.for_each_after(Stamp::MIN, |e| {
+            walked.push((String::from_utf8(e.version.rel).unwrap(), e.stamp));
+            std::ops::ControlFlow::Continue(())
+        })
+        .unwrap();
+        assert_eq!(
+            walked.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+        assert_eq!(walked[1].1, b.stamp);
+        let mut after = Vec::new();
+        snap.for_each_after(walked[0].1, |e| {
+            after.push(e.stamp);
+            std::ops::ControlFlow::Break(())
+        })
+        .unwrap();
+        assert_eq!(after, vec![b.stamp]);
     }
 
     #[tokio::test]

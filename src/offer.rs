@@ -1,13 +1,17 @@
-//! One offer: finding the next live file after a cursor, and its `200` body.
+//! Offers: finding the next live file (or the next batch, or a page of a listing) after a
+//! cursor, and the bodies that carry them.
 //!
-//! Owns: checking an indexed version against the disk at poll time (gone or changed files
-//! are skipped), the JSON body with Logic Apps' `$content-type`/`$content` convention,
-//! the lossless text form of a path that is not UTF-8, and the body ready to send
-//! (streaming base64 content from disk without holding a large file in memory).
-//! Does not own: the cursor in `Location`, status codes or headers (`routes::trigger`).
+//! Owns: checking an indexed version against the disk ([`open_version`]: gone or changed
+//! files are skipped), a batch's byte budget, the File body with Logic Apps'
+//! `$content-type`/`$content` convention (and its FileProperties form), the lossless text
+//! form of a path that is not UTF-8 and its inverse, and the bodies ready to send
+//! (streaming base64 content, or a file's raw bytes, from disk without holding a large
+//! file in memory).
+//! Does not own: the cursor in `Location`, query parameters, links, status codes or
+//! headers (`routes::trigger`, `routes::read`).
 
 use std::fs::File;
-use std::io::Read;
+use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -41,6 +45,9 @@ pub enum Content {
     Stream(File),
     /// Not included; the reason is given in `contentOmitted`.
     Omitted(String),
+    /// Not asked for (`content=none`): neither `content` nor `contentOmitted`; the body
+    /// links to the content instead.
+    NotAsked,
 }
 
 /// The next file for a cursor.
@@ -84,25 +91,15 @@ pub fn next_after(
 /// gone, replaced by something that is not a regular file, or changed since (a changed
 /// file is a new version with its own, later stamp).
 fn open_checked(root: &Path, v: &FileVersion, max_content: u64) -> Option<Content> {
-    let path = root.join(std::ffi::OsStr::from_bytes(&v.rel));
-    let file = crate::confine::open_beneath(root, &v.rel);
-    let mut file = match file {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+    let mut file = match open_version(root, v) {
+        OnDisk::Same(f) => f,
+        OnDisk::Unreadable(e) => {
+            let path = root.join(std::ffi::OsStr::from_bytes(&v.rel));
             tracing::warn!(path = %path.display(), "offered without content: permission denied");
             return Some(Content::Omitted(format!("the file cannot be read: {e}")));
         }
-        Err(_) => return None,
+        OnDisk::Gone | OnDisk::Changed => return None,
     };
-    let meta = file.metadata().ok()?;
-    let mtime = Stamp(
-        meta.mtime()
-            .saturating_mul(1_000_000_000)
-            .saturating_add(meta.mtime_nsec()),
-    );
-    if !meta.file_type().is_file() || !v.same_version(meta.len(), mtime, meta.ino()) {
-        return None;
-    }
     if v.size > max_content {
         return Some(Content::Omitted(format!(
             "the file has {} bytes, more than trigger.max_content_bytes ({max_content})",
@@ -118,6 +115,213 @@ fn open_checked(root: &Path, v: &FileVersion, max_content: u64) -> Option<Conten
     } else {
         Some(Content::Stream(file))
     }
+}
+
+/// The indexed version as found on disk now.
+#[derive(Debug)]
+pub enum OnDisk {
+    /// Still exactly that version, opened for reading.
+    Same(File),
+    /// No regular file at the path any more (or one reached through a link).
+    Gone,
+    /// Another version is there now (size, mtime or inode differ).
+    Changed,
+    /// It cannot be opened: permission denied.
+    Unreadable(std::io::Error),
+}
+
+/// Opens the indexed version `v` under `root` and checks it is still that version
+/// (blocking), like a poll does, without reading it.
+pub fn open_version(root: &Path, v: &FileVersion) -> OnDisk {
+    let file = match crate::confine::open_beneath(root, &v.rel) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => return OnDisk::Unreadable(e),
+        Err(_) => return OnDisk::Gone,
+    };
+    let Ok(meta) = file.metadata() else {
+        return OnDisk::Gone;
+    };
+    let mtime = Stamp(
+        meta.mtime()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(meta.mtime_nsec()),
+    );
+    if !meta.file_type().is_file() {
+        OnDisk::Gone
+    } else if !v.same_version(meta.len(), mtime, meta.ino()) {
+        OnDisk::Changed
+    } else {
+        OnDisk::Same(file)
+    }
+}
+
+/// What one batch may hold.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchLimits {
+    /// `maxFileCount`.
+    pub max_files: usize,
+    /// `trigger.batch_max_bytes`: the body's byte budget.
+    pub budget: u64,
+    /// `trigger.max_content_bytes` of the folder.
+    pub max_content: u64,
+    /// `content=inline` (else `none`: no content read, [`Content::NotAsked`]).
+    pub inline: bool,
+}
+
+/// The live files after a cursor, for a batch.
+#[derive(Debug)]
+pub struct Batch {
+    /// In stamp order, each with its `contentLink` (`content=none` only).
+    pub offers: Vec<(Offer, Option<String>)>,
+    /// Whether further entries wait after the last one taken (or after those walked
+    /// past: a batch stops after [`MAX_SKIP`] gone or changed files, like a poll).
+    pub more: bool,
+}
+
+/// The oldest live files indexed after `cursor`, at most `limits.max_files`, within the
+/// byte budget (blocking): the batch stops before a file whose body would not fit in
+/// what is left (it comes first in the next batch), and a file whose inline content alone
+/// exceeds the budget comes without content, `contentOmitted` saying why. Content is
+/// read as [`next_after`] reads it: small files whole, larger ones opened to be streamed,
+/// so what is held in memory stays within the budget. With `content=none`, `link` gives
+/// each offer's `contentLink`, which counts against the budget too.
+///
+/// # Errors
+/// [`IndexError`] when the index cannot be read.
+pub fn batch_after(
+    reader: &IndexReader,
+    root: &Path,
+    cursor: Stamp,
+    limits: BatchLimits,
+    link: impl Fn(Stamp, &FileVersion) -> Option<String>,
+) -> Result<Batch, IndexError> {
+    use std::ops::ControlFlow::{Break, Continue};
+    let snapshot = reader.snapshot()?;
+    let mut offers: Vec<(Offer, Option<String>)> = Vec::new();
+    let mut used = 2u64; // the brackets
+    let mut skipped = 0;
+    let mut more = false;
+    snapshot.for_each_after(cursor, |e| {
+        if offers.len() >= limits.max_files || skipped >= MAX_SKIP {
+            more = true;
+            return Break(());
+        }
+        let mut offer = Offer {
+            stamp: e.stamp,
+            version: e.version,
+            content: Content::NotAsked,
+            more: false,
+            still_open: e.still_open,
+        };
+        let comma = u64::from(!offers.is_empty());
+        let live =
+            |v: &FileVersion| !matches!(open_version(root, v), OnDisk::Gone | OnDisk::Changed);
+        if !limits.inline {
+            let l = link(offer.stamp, &offer.version);
+            let len = item_len(&offer, l.as_deref());
+            if !offers.is_empty() && used + comma + len > limits.budget {
+                more = true;
+                return Break(());
+            }
+            if !live(&offer.version) {
+                skipped += 1;
+                return Continue(());
+            }
+            used += comma + len;
+            offers.push((offer, l));
+            return Continue(());
+        }
+        // Its length with content, known before anything is read: the head, the base64
+        // content and the tail.
+        let size = offer.version.size;
+        let inline_len = (size <= limits.max_content).then(|| {
+            offer.content = Content::Inline(Vec::new());
+            item_len(&offer, None) + size.div_ceil(3) * 4
+        });
+        let alone_too_big = inline_len.is_some_and(|n| n + 2 > limits.budget);
+        let wanted = if alone_too_big {
+            0
+        } else {
+            inline_len.unwrap_or(0)
+        };
+        if !offers.is_empty() && used + comma + wanted > limits.budget {
+            // It would not fit in what is left: it comes first in the next batch.
+            more = true;
+            return Break(());
+        }
+        if alone_too_big {
+            if !live(&offer.version) {
+                skipped += 1;
+                return Continue(());
+            }
+            offer.content = Content::Omitted(format!(
+                "the file has {size} bytes, {} as base64: more than one batch answer may \
+                 carry (trigger.batch_max_bytes = {}); fetch it with GetFileContent, or \
+                 use the single trigger",
+                size.div_ceil(3) * 4,
+                limits.budget
+            ));
+        } else {
+            match open_checked(root, &offer.version, limits.max_content) {
+                Some(c) => offer.content = c,
+                None => {
+                    skipped += 1;
+                    return Continue(());
+                }
+            }
+        }
+        used += comma + item_len(&offer, None);
+        offers.push((offer, None));
+        Continue(())
+    })?;
+    Ok(Batch { offers, more })
+}
+
+/// One page of ListFiles.
+#[derive(Debug)]
+pub struct Page {
+    /// FileProperties of the live files, in stamp order.
+    pub items: Vec<serde_json::Value>,
+    /// Where the next page begins (`after`), when more entries follow.
+    pub next: Option<Stamp>,
+}
+
+/// The properties of at most `top` live files indexed after `after`, in stamp order
+/// (blocking). Files gone or changed since are skipped, like a poll skips them; after
+/// [`MAX_SKIP`] of them the page ends early and `next` continues after the last one.
+///
+/// # Errors
+/// [`IndexError`] when the index cannot be read.
+pub fn list_after(
+    reader: &IndexReader,
+    root: &Path,
+    after: Stamp,
+    top: usize,
+) -> Result<Page, IndexError> {
+    use std::ops::ControlFlow::{Break, Continue};
+    let snapshot = reader.snapshot()?;
+    let mut items = Vec::new();
+    let mut skipped = 0;
+    let mut last = after;
+    let mut more = false;
+    snapshot.for_each_after(after, |e| {
+        if items.len() >= top || skipped >= MAX_SKIP {
+            more = true;
+            return Break(());
+        }
+        last = e.stamp;
+        match open_version(root, &e.version) {
+            OnDisk::Same(_) | OnDisk::Unreadable(_) => {
+                items.push(properties(e.stamp, &e.version, e.still_open));
+            }
+            OnDisk::Gone | OnDisk::Changed => skipped += 1,
+        }
+        Continue(())
+    })?;
+    Ok(Page {
+        items,
+        next: more.then_some(last),
+    })
 }
 
 /// Reads the whole file if it holds exactly `size` bytes (`None` if it is shorter or
@@ -167,6 +371,30 @@ pub fn path_text(bytes: &[u8]) -> (String, bool) {
     }
 }
 
+/// The path bytes whose escaped text form ([`path_text`] of a name that is not UTF-8) is
+/// `text`: every `%XX` undone. `None` when `text` is not such a form (no escape, a `%`
+/// without two hex digits, or bytes that are valid UTF-8 once undone, which
+/// [`path_text`] would not have escaped): `text` then names the UTF-8 path it spells.
+pub fn path_from_text(text: &str) -> Option<Vec<u8>> {
+    if !text.contains('%') {
+        return None;
+    }
+    let t = text.as_bytes();
+    let mut out = Vec::with_capacity(t.len());
+    let mut i = 0;
+    while i < t.len() {
+        if t[i] == b'%' {
+            let hex = std::str::from_utf8(t.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(t[i]);
+            i += 1;
+        }
+    }
+    std::str::from_utf8(&out).is_err().then_some(out)
+}
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Meta<'a> {
@@ -185,6 +413,9 @@ struct Meta<'a> {
     /// Present (true) only for a file offered while still open for writing.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     still_open: bool,
+    /// Only with `content=none`: where the content is fetched.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content_link: Option<&'a str>,
 }
 
 /// A `200` body, ready to send: the whole JSON, or a JSON head and tail around base64
@@ -258,96 +489,253 @@ impl http_body::Body for Body {
 /// Builds the body of an offer. A large file's content is streamed by a task on tokio's
 /// blocking pool, so this must be called inside the runtime.
 pub fn body(offer: Offer) -> Body {
-    let v = &offer.version;
-    let (path, escaped) = path_text(&v.rel);
+    from_segments(render(offer, None))
+}
+
+/// [`body`] for an offer made with `content=none` ([`Content::NotAsked`]): the File with
+/// `contentLink` = `link` (none when it could not be built).
+pub fn body_with_link(offer: Offer, link: Option<&str>) -> Body {
+    from_segments(render(offer, link))
+}
+
+/// The body of a batch: a JSON array of the offers' File bodies, in order, each with its
+/// `contentLink` (`content=none`). Streams like [`body`]: only content already read
+/// (small files, within the batch's byte budget) is held in memory.
+pub fn batch_body(items: Vec<(Offer, Option<String>)>) -> Body {
+    let mut segs = vec![Segment::Bytes(Bytes::from_static(b"["))];
+    for (i, (offer, link)) in items.into_iter().enumerate() {
+        if i > 0 {
+            segs.push(Segment::Bytes(Bytes::from_static(b",")));
+        }
+        segs.extend(render(offer, link.as_deref()));
+    }
+    segs.push(Segment::Bytes(Bytes::from_static(b"]")));
+    from_segments(segs)
+}
+
+/// Raw bytes `start..start + len` of `file` (GetFileContent), streamed from disk by a
+/// task on tokio's blocking pool. A file shorter than that fails the body.
+pub fn raw_body(file: File, start: u64, len: u64) -> Body {
+    from_segments(vec![Segment::File {
+        file,
+        start,
+        len,
+        base64: false,
+    }])
+}
+
+/// A part of a body: bytes at hand, or a file's bytes to be read when sent.
+enum Segment {
+    Bytes(Bytes),
+    File {
+        file: File,
+        /// Where to begin reading (0: the file was just opened, so no seek).
+        start: u64,
+        len: u64,
+        /// Sent as base64 (a File body's `$content`) rather than as they are.
+        base64: bool,
+    },
+}
+
+impl Segment {
+    /// How many bytes it sends.
+    fn len(&self) -> u64 {
+        match self {
+            Segment::Bytes(b) => b.len() as u64,
+            Segment::File { len, base64, .. } if *base64 => len.div_ceil(3) * 4,
+            Segment::File { len, .. } => *len,
+        }
+    }
+}
+
+/// The name and content type of a version, as its File body gives them.
+fn name_and_type(v: &FileVersion) -> (String, &'static str) {
     let name_bytes = v.rel.rsplit(|b| *b == b'/').next().unwrap_or(&v.rel);
     let (name, _) = path_text(name_bytes);
     let content_type = mime_guess::from_path(Path::new(std::ffi::OsStr::from_bytes(name_bytes)))
         .first_raw()
         .unwrap_or("application/octet-stream");
-    let omitted = match &offer.content {
-        Content::Omitted(why) => Some(why.as_str()),
-        _ => None,
-    };
-    let meta = Meta {
+    (name, content_type)
+}
+
+/// The content type of a version (guessed from its name), as its File body gives it.
+pub fn content_type(v: &FileVersion) -> &'static str {
+    name_and_type(v).1
+}
+
+/// The metadata of a File body, without `content`.
+fn meta<'a>(
+    stamp: Stamp,
+    v: &FileVersion,
+    still_open: bool,
+    content_type: &'a str,
+    omitted: Option<&'a str>,
+    link: Option<&'a str>,
+) -> Meta<'a> {
+    let (path, escaped) = path_text(&v.rel);
+    let (name, _) = name_and_type(v);
+    Meta {
         path,
         name,
         path_encoding: escaped.then_some("percent-escaped"),
         path_bytes: escaped.then(|| B64.encode(&v.rel)),
         size: v.size,
         last_modified: v.mtime.to_string(),
-        indexed_at: offer.stamp.to_string(),
+        indexed_at: stamp.to_string(),
         content_type,
         content_omitted: omitted,
-        still_open: offer.still_open,
-    };
-    // An invariant, not a fallback: `{}` here would be a 200 without the file's path.
-    #[allow(clippy::expect_used)]
-    let mut json = serde_json::to_string(&meta)
-        .expect("a struct of strings, numbers and bools with string keys always serializes");
-    if omitted.is_some() {
-        return Body::full(Bytes::from(json));
-    }
-    json.pop(); // the closing brace
-    #[allow(clippy::expect_used)]
-    let ct = serde_json::to_string(content_type).expect("a string always serializes");
-    json.push_str(&format!(
-        ",\"content\":{{\"$content-type\":{ct},\"$content\":\""
-    ));
-    let tail = "\"}}";
-    match offer.content {
-        Content::Inline(data) => {
-            json.reserve(data.len().div_ceil(3) * 4 + tail.len());
-            B64.encode_string(&data, &mut json);
-            json.push_str(tail);
-            Body::full(Bytes::from(json))
-        }
-        Content::Stream(file) => {
-            let b64_len = v.size.div_ceil(3) * 4;
-            let left = json.len() as u64 + b64_len + tail.len() as u64;
-            let head = Bytes::from(json);
-            let tail = Bytes::from_static(tail.as_bytes());
-            let size = v.size;
-            let (tx, rx) = mpsc::channel(4);
-            tokio::task::spawn_blocking(move || stream_into(head, file, size, tail, tx));
-            Body {
-                inner: Inner::Stream { rx, left },
-            }
-        }
-        Content::Omitted(_) => Body::full(Bytes::new()),
+        still_open,
+        content_link: link,
     }
 }
 
-/// Streams `size` bytes of `file` as base64 into `tx`, between `head` and `tail`
-/// (blocking). A short read ends the stream with an error, so the client sees a failed
-/// request and polls the same cursor again.
-fn stream_into(
-    head: Bytes,
-    mut file: File,
-    size: u64,
-    tail: Bytes,
-    tx: mpsc::Sender<std::io::Result<Bytes>>,
-) {
-    if tx.blocking_send(Ok(head)).is_err() {
-        return;
+/// The FileProperties of a version: its File body without `content`, `contentOmitted`
+/// or `contentLink`.
+pub fn properties(stamp: Stamp, v: &FileVersion, still_open: bool) -> serde_json::Value {
+    let ct = content_type(v);
+    // An invariant, not a fallback: a struct of strings, numbers and bools.
+    #[allow(clippy::expect_used)]
+    serde_json::to_value(meta(stamp, v, still_open, ct, None, None))
+        .expect("a struct of strings, numbers and bools with string keys always serializes")
+}
+
+/// The JSON text of a File body's metadata, and, when content follows, the text that
+/// opens it (the closing brace left off).
+fn head(offer: &Offer, link: Option<&str>) -> String {
+    let v = &offer.version;
+    let content_type = content_type(v);
+    let omitted = match &offer.content {
+        Content::Omitted(why) => Some(why.as_str()),
+        _ => None,
+    };
+    let m = meta(
+        offer.stamp,
+        v,
+        offer.still_open,
+        content_type,
+        omitted,
+        link,
+    );
+    // An invariant, not a fallback: `{}` here would be a 200 without the file's path.
+    #[allow(clippy::expect_used)]
+    let mut json = serde_json::to_string(&m)
+        .expect("a struct of strings, numbers and bools with string keys always serializes");
+    if matches!(offer.content, Content::Inline(_) | Content::Stream(_)) {
+        json.pop(); // the closing brace
+        #[allow(clippy::expect_used)]
+        let ct = serde_json::to_string(content_type).expect("a string always serializes");
+        json.push_str(&format!(
+            ",\"content\":{{\"$content-type\":{ct},\"$content\":\""
+        ));
     }
-    let mut left = size;
+    json
+}
+
+/// What closes a File body after its base64 content.
+const TAIL: &str = "\"}}";
+
+/// How many bytes the File body of `offer` has (with `link` as its `contentLink`).
+pub fn item_len(offer: &Offer, link: Option<&str>) -> u64 {
+    let content = match &offer.content {
+        Content::Inline(data) => data.len() as u64,
+        Content::Stream(_) => offer.version.size,
+        Content::Omitted(_) | Content::NotAsked => return head(offer, link).len() as u64,
+    };
+    head(offer, link).len() as u64 + content.div_ceil(3) * 4 + TAIL.len() as u64
+}
+
+/// One File body in segments.
+fn render(offer: Offer, link: Option<&str>) -> Vec<Segment> {
+    let mut json = head(&offer, link);
+    match offer.content {
+        Content::Inline(data) => {
+            json.reserve(data.len().div_ceil(3) * 4 + TAIL.len());
+            B64.encode_string(&data, &mut json);
+            json.push_str(TAIL);
+            vec![Segment::Bytes(Bytes::from(json))]
+        }
+        Content::Stream(file) => vec![
+            Segment::Bytes(Bytes::from(json)),
+            Segment::File {
+                file,
+                start: 0,
+                len: offer.version.size,
+                base64: true,
+            },
+            Segment::Bytes(Bytes::from_static(TAIL.as_bytes())),
+        ],
+        Content::Omitted(_) | Content::NotAsked => vec![Segment::Bytes(Bytes::from(json))],
+    }
+}
+
+/// A body of segments: whole when all are at hand, else streamed by a blocking task.
+fn from_segments(mut segs: Vec<Segment>) -> Body {
+    let left: u64 = segs.iter().map(Segment::len).sum();
+    if segs.iter().all(|s| matches!(s, Segment::Bytes(_))) {
+        if segs.len() == 1 {
+            if let Some(Segment::Bytes(b)) = segs.pop() {
+                return Body::full(b);
+            }
+        }
+        let mut all = Vec::with_capacity(left as usize);
+        for s in &segs {
+            if let Segment::Bytes(b) = s {
+                all.extend_from_slice(b);
+            }
+        }
+        return Body::full(Bytes::from(all));
+    }
+    let (tx, rx) = mpsc::channel(4);
+    tokio::task::spawn_blocking(move || stream_segments(segs, tx));
+    Body {
+        inner: Inner::Stream { rx, left },
+    }
+}
+
+/// Sends `segs` into `tx` in order, reading files in chunks (blocking). A short read ends
+/// the stream with an error, so the client sees a failed request (and a trigger polls the
+/// same cursor again).
+fn stream_segments(segs: Vec<Segment>, tx: mpsc::Sender<std::io::Result<Bytes>>) {
     let mut buf = vec![0u8; CHUNK];
-    while left > 0 {
-        let want = (left as usize).min(CHUNK);
-        if let Err(e) = file.read_exact(&mut buf[..want]) {
-            let _ = tx.blocking_send(Err(e));
-            return;
-        }
-        left -= want as u64;
-        if tx
-            .blocking_send(Ok(Bytes::from(B64.encode(&buf[..want]))))
-            .is_err()
-        {
-            return;
+    for seg in segs {
+        match seg {
+            Segment::Bytes(b) => {
+                if tx.blocking_send(Ok(b)).is_err() {
+                    return;
+                }
+            }
+            Segment::File {
+                mut file,
+                start,
+                len,
+                base64,
+            } => {
+                if start > 0 {
+                    if let Err(e) = file.seek(SeekFrom::Start(start)) {
+                        let _ = tx.blocking_send(Err(e));
+                        return;
+                    }
+                }
+                let mut left = len;
+                while left > 0 {
+                    let want = (left as usize).min(CHUNK);
+                    if let Err(e) = file.read_exact(&mut buf[..want]) {
+                        let _ = tx.blocking_send(Err(e));
+                        return;
+                    }
+                    left -= want as u64;
+                    let chunk = if base64 {
+                        Bytes::from(B64.encode(&buf[..want]))
+                    } else {
+                        Bytes::copy_from_slice(&buf[..want])
+                    };
+                    if tx.blocking_send(Ok(chunk)).is_err() {
+                        return;
+                    }
+                }
+            }
         }
     }
-    let _ = tx.blocking_send(Ok(tail));
 }
 
 #[cfg(test)]
@@ -381,6 +769,19 @@ mod tests {
             }
         }
         assert_eq!(back, b"dir/caf\xe9 100%.txt");
+    }
+
+    #[test]
+    fn path_from_text_undoes_the_escape_of_a_name_that_is_not_utf8() {
+        for bytes in [&b"dir/caf\xe9 100%.txt"[..], b"\xff", b"a%b\x80/%25"] {
+            let (text, escaped) = path_text(bytes);
+            assert!(escaped);
+            assert_eq!(path_from_text(&text).as_deref(), Some(bytes), "{text}");
+        }
+        // UTF-8 names are spelled as they are, `%` and all.
+        for text in ["plain.txt", "100%.txt", "a%25b", "%zz", "%4"] {
+            assert_eq!(path_from_text(text), None, "{text}");
+        }
     }
 
     #[test]

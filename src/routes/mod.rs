@@ -1,6 +1,6 @@
 //! What a request gets: routing, authentication, and JSON errors, with one module per
-//! route family (`trigger` for `/trigger`, `health` for `/healthz`, `metrics` for
-//! `/metrics`).
+//! route family (`trigger` for `/trigger`, `read` for a folder's batch trigger and read
+//! actions, `health` for `/healthz`, `metrics` for `/metrics`).
 //!
 //! Owns: the handlers' state ([`AppState`]), the one `match (method, path)`, the request
 //! limits checked before routing (`414`, `413`), the authentication check on every route
@@ -13,6 +13,7 @@
 
 mod health;
 mod metrics;
+mod read;
 mod trigger;
 mod url;
 
@@ -63,6 +64,8 @@ pub struct AppState {
     urls: UrlPolicy,
     /// `trigger.retry_after_s`
     retry_after: u32,
+    /// `trigger.batch_max_bytes`
+    batch_max_bytes: u64,
     /// The loaded `[auth]` methods (`None`: no authentication); replaced on SIGHUP.
     pub(crate) auth: Swap<Option<Auth>>,
     /// What `/metrics` shows; discovery records into it too.
@@ -102,6 +105,7 @@ impl AppState {
             health,
             urls: UrlPolicy::new(settings),
             retry_after: settings.trigger.retry_after_s,
+            batch_max_bytes: settings.trigger.batch_max_bytes,
             auth: Swap::new(auth),
         }
     }
@@ -218,6 +222,16 @@ async fn folder_route<B>(
         ),
         (&Method::GET, "trigger") => trigger::poll(state, folder, peer, secure, req).await,
         (_, "trigger") => not_allowed(method, "GET"),
+        (&Method::GET, "batch" | "files" | "properties" | "content") if has_body => error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_not_accepted",
+            "a GET here takes no request body",
+        ),
+        (&Method::GET, "batch") => read::batch(state, folder, peer, secure, req).await,
+        (&Method::GET, "files") => read::files(state, folder, peer, secure, req).await,
+        (&Method::GET, "properties") => read::properties(state, folder, req).await,
+        (&Method::GET, "content") => read::content(state, folder, req).await,
+        (_, "batch" | "files" | "properties" | "content") => not_allowed(method, "GET"),
         _ => error(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -306,6 +320,18 @@ enum RequestError {
     /// The index cannot be used right now; the client should retry.
     #[error("{0}")]
     Unavailable(&'static str),
+    /// A query parameter is missing, repeated or has a bad value; the message names it.
+    #[error("{0}")]
+    BadParameter(String),
+    /// No file is indexed at the path asked for, or it is gone from the disk.
+    #[error("{0}")]
+    FileNotFound(String),
+    /// The file on disk is not the version indexed (or asked for).
+    #[error("{0}")]
+    VersionChanged(String),
+    /// The indexed file cannot be read by the daemon (permission denied).
+    #[error("{0}")]
+    FileUnreadable(String),
 }
 
 impl RequestError {
@@ -317,6 +343,10 @@ impl RequestError {
             RequestError::BadQuery => (StatusCode::BAD_REQUEST, "bad_query"),
             RequestError::LocationTooLong => (StatusCode::URI_TOO_LONG, "location_too_long"),
             RequestError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            RequestError::BadParameter(_) => (StatusCode::BAD_REQUEST, "bad_parameter"),
+            RequestError::FileNotFound(_) => (StatusCode::NOT_FOUND, "file_not_found"),
+            RequestError::VersionChanged(_) => (StatusCode::CONFLICT, "version_changed"),
+            RequestError::FileUnreadable(_) => (StatusCode::FORBIDDEN, "file_unreadable"),
         }
     }
 

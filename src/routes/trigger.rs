@@ -3,7 +3,8 @@
 //! Owns: the query of a poll (`triggerState` found and parsed, every other parameter kept
 //! as sent), the three answers (`202` with a new first-call cursor, `200` with the next
 //! file, `202` with the cursor unchanged) and their `Location` and `Retry-After`.
-//! Does not own: the first-call cursor's durability (`cursor`), finding the next file and
+//! Does not own: the answer with `content=none` (`read`, which also checks the
+//! parameter), the first-call cursor's durability (`cursor`), finding the next file and
 //! its body (`offer`), the base URL and `Location` encoding (`url`), the cursor's text
 //! form (`stamp`), or the status of an error (`RequestError`, in `routes`).
 
@@ -111,7 +112,12 @@ pub(super) async fn poll<B>(
     secure: bool,
     req: &Request<B>,
 ) -> Response<Body> {
-    match try_poll(state, folder, peer, secure, req).await {
+    let answer = match super::read::content_inline(req) {
+        Ok(true) => try_poll(state, folder, peer, secure, req).await,
+        Ok(false) => super::read::try_poll_without_content(state, folder, peer, secure, req).await,
+        Err(e) => Err(e),
+    };
+    match answer {
         Ok(r) => r,
         Err(e) => e.into_response(state.retry_after),
     }
@@ -164,7 +170,7 @@ async fn try_poll<B>(
 }
 
 /// `202`: nothing to offer; follow `location` after `retry` seconds.
-fn accepted(location: HeaderValue, retry: u32) -> Response<Body> {
+pub(super) fn accepted(location: HeaderValue, retry: u32) -> Response<Body> {
     let mut r = Response::new(full(Bytes::new()));
     *r.status_mut() = StatusCode::ACCEPTED;
     r.headers_mut().insert(LOCATION, location);

@@ -3,7 +3,7 @@
 //! Owns: the URL policy (`server.public_url`; else `X-Forwarded-Proto/Host/Prefix`, but
 //! only from a peer in `server.trusted_proxies`; else `Host`), and turning a URL into a
 //! `Location` value: absolute, non-ASCII bytes percent-encoded, at most [`MAX_LOCATION`]
-//! bytes.
+//! bytes; the same for links in bodies (`contentLink`, `nextLink`).
 //! Does not own: which query parameters a route keeps or sets (the route, e.g. `trigger`).
 
 use std::borrow::Cow;
@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 
 use hyper::header::{HeaderValue, HOST};
 use hyper::Request;
-use percent_encoding::{utf8_percent_encode, CONTROLS};
+use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS, NON_ALPHANUMERIC};
 
 use super::RequestError;
 use crate::config::Settings;
@@ -130,6 +130,29 @@ pub(super) fn with_param<B>(
     url.push('=');
     url.push_str(value);
     header_url(url)
+}
+
+/// What a query value keeps unescaped in a link: unreserved characters, `/` and `:`.
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'/')
+    .remove(b':');
+
+/// An absolute link `base` + `path` (already URL-safe) + `?` + the `params` (each value
+/// percent-encoded), for a body (`contentLink`, `nextLink`); `None` when it would be
+/// [`MAX_LOCATION`] bytes or longer.
+pub(super) fn link(base: &str, path: &str, params: &[(&str, &str)]) -> Option<String> {
+    let mut url = format!("{base}{path}");
+    for (i, (k, v)) in params.iter().enumerate() {
+        url.push(if i == 0 { '?' } else { '&' });
+        url.push_str(k);
+        url.push('=');
+        url.extend(utf8_percent_encode(v, QUERY_VALUE));
+    }
+    (url.len() < MAX_LOCATION).then_some(url)
 }
 
 /// A URL as a `Location` value, within the length limit. Bytes outside ASCII (hyper lets
