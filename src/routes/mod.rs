@@ -1,6 +1,6 @@
 //! What a request gets: routing, authentication, and JSON errors, with one module per
 //! route family (`trigger` for `/trigger`, `health` for `/healthz`, `metrics` for
-//! `/metrics`).
+//! `/metrics`, `wait` for the wait action, `actions` for move and delete).
 //!
 //! Owns: the handlers' state ([`AppState`]), the one `match (method, path)`, the request
 //! limits checked before routing (`414`, `413`), the authentication check on every route
@@ -11,10 +11,12 @@
 //! the URL the client sees (`url`), the credentials themselves (`auth`), or the metrics
 //! (`crate::metrics`).
 
+mod actions;
 mod health;
 mod metrics;
 mod trigger;
 mod url;
+mod wait;
 
 #[cfg(fuzzing)]
 #[doc(hidden)]
@@ -69,6 +71,10 @@ pub struct AppState {
     pub(crate) metrics: Arc<Metrics>,
     /// `metrics.public_on_loopback`
     metrics_public_on_loopback: bool,
+    /// The index writer, for the move and delete actions' index changes.
+    writer: WriterHandle,
+    /// `[actions]`
+    actions: crate::config::ActionSettings,
 }
 
 impl AppState {
@@ -96,7 +102,9 @@ impl AppState {
                 reader: index.reader(),
                 max_content: settings.trigger.max_content_bytes,
             })],
-            first_cursor: FirstCursor::new(index.clock(), writer),
+            first_cursor: FirstCursor::new(index.clock(), writer.clone()),
+            writer,
+            actions: settings.actions.clone(),
             metrics: Arc::new(Metrics::new(health.clone(), index.reader())),
             metrics_public_on_loopback: settings.metrics.public_on_loopback,
             health,
@@ -218,6 +226,17 @@ async fn folder_route<B>(
         ),
         (&Method::GET, "trigger") => trigger::poll(state, folder, peer, secure, req).await,
         (_, "trigger") => not_allowed(method, "GET"),
+        (_, "wait" | "move" | "files") if has_body => error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_not_accepted",
+            "this route takes its parameters in the query, not in a request body",
+        ),
+        (&Method::GET, "wait") => wait::wait(state, folder, peer, secure, req).await,
+        (_, "wait") => not_allowed(method, "GET"),
+        (&Method::POST, "move") => actions::move_file(state, folder, req).await,
+        (_, "move") => not_allowed(method, "POST"),
+        (&Method::DELETE, "files") => actions::delete_file(state, folder, req).await,
+        (_, "files") => not_allowed(method, "DELETE"),
         _ => error(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -306,6 +325,32 @@ enum RequestError {
     /// The index cannot be used right now; the client should retry.
     #[error("{0}")]
     Unavailable(&'static str),
+    /// A query parameter is missing or bad; `code` names it (`bad_glob`, `bad_path`...).
+    #[error("{message}")]
+    BadParam {
+        /// The JSON error code.
+        code: &'static str,
+        /// What is wrong, naming the parameter.
+        message: String,
+    },
+    /// `actions.allow_write` is off.
+    #[error("moving and deleting files is disabled: set actions.allow_write = true")]
+    WritingDisabled,
+    /// The file system refused a move or delete (the unit's sandbox, permissions).
+    #[error("{0}")]
+    NotPermitted(String),
+    /// No such file is indexed (or it is gone from disk).
+    #[error("{0}")]
+    FileNotFound(String),
+    /// The request names a version or a target that does not fit the disk any more;
+    /// `code` says which (`version_changed`, `target_exists`).
+    #[error("{message}")]
+    Conflict {
+        /// The JSON error code.
+        code: &'static str,
+        /// What does not fit.
+        message: String,
+    },
 }
 
 impl RequestError {
@@ -317,6 +362,11 @@ impl RequestError {
             RequestError::BadQuery => (StatusCode::BAD_REQUEST, "bad_query"),
             RequestError::LocationTooLong => (StatusCode::URI_TOO_LONG, "location_too_long"),
             RequestError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            RequestError::BadParam { code, .. } => (StatusCode::BAD_REQUEST, *code),
+            RequestError::WritingDisabled => (StatusCode::FORBIDDEN, "writing_disabled"),
+            RequestError::NotPermitted(_) => (StatusCode::FORBIDDEN, "not_permitted"),
+            RequestError::FileNotFound(_) => (StatusCode::NOT_FOUND, "file_not_found"),
+            RequestError::Conflict { code, .. } => (StatusCode::CONFLICT, *code),
         }
     }
 
