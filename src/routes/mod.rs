@@ -226,13 +226,15 @@ async fn folder_route<B>(
         ),
         (&Method::GET, "trigger") => trigger::poll(state, folder, peer, secure, req).await,
         (_, "trigger") => not_allowed(method, "GET"),
-        (_, "wait" | "move" | "files") if has_body => error(
+        (&Method::GET, "wait") if has_body => error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_not_accepted",
-            "this route takes its parameters in the query, not in a request body",
+            "a GET here takes no request body",
         ),
         (&Method::GET, "wait") => wait::wait(state, folder, peer, secure, req).await,
         (_, "wait") => not_allowed(method, "GET"),
+        // Move and delete take their parameters in the query; a body (an empty JSON object
+        // from a client that always sends one) is not read.
         (&Method::POST, "move") => actions::move_file(state, folder, req).await,
         (_, "move") => not_allowed(method, "POST"),
         (&Method::DELETE, "files") => actions::delete_file(state, folder, req).await,

@@ -123,10 +123,6 @@ async fn try_wait<B>(
     let deadline = params.stamp("deadline")?;
     let scanned = params.stamp("scanned")?;
     let base = state.urls.base_url(peer, secure, req)?;
-    let now = Stamp::now();
-    let deadline = deadline.unwrap_or(Stamp(
-        now.0.saturating_add((timeout as i64).saturating_mul(NANOS)),
-    ));
     let since = match given_since {
         Some(s) => s,
         // A fresh durable cursor: every file indexed from now on comes after it, also
@@ -136,6 +132,11 @@ async fn try_wait<B>(
             RequestError::Unavailable("the index cannot be written right now")
         })?,
     };
+    let deadline = deadline.unwrap_or(Stamp(
+        Stamp::now()
+            .0
+            .saturating_add((timeout as i64).saturating_mul(NANOS)),
+    ));
     let from = since.max(scanned.unwrap_or(Stamp::MIN));
     let mut next_scanned = scanned;
     let mut complete = true;
