@@ -1402,6 +1402,42 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_bounded_scan_resumes_after_the_last_entry_it_examined() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::open(dir.path(), Arc::new(SystemClock)).unwrap();
+        let (w, _join) = index.start_writer(64).unwrap();
+        apply(
+            &w,
+            (0..10)
+                .map(|i| WriteOp::Upsert(version(&format!("f{i}"), 1)))
+                .collect(),
+        )
+        .await;
+        let snap = index.reader().snapshot().unwrap();
+        let want = |v: &FileVersion| (v.rel == b"f8").then_some(());
+        let mut cursor = Stamp::MIN;
+        let mut calls = 0;
+        let found = loop {
+            calls += 1;
+            let s = snap.scan_after(cursor, 3, want).unwrap();
+            if let Some(f) = s.found {
+                break f;
+            }
+            assert!(!s.complete, "stopped by the budget, not at the end");
+            cursor = s.last.unwrap();
+        };
+        assert_eq!(found.version.rel, b"f8");
+        assert_eq!(calls, 3, "3 + 3 entries, then f6..f8");
+        let end = snap.scan_after(found.stamp, 3, |_| None::<()>).unwrap();
+        assert!(end.complete && end.found.is_none());
+        assert!(end.last.is_some(), "f9 was examined");
+        let none = snap
+            .scan_after(end.last.unwrap(), 3, |_| None::<()>)
+            .unwrap();
+        assert!(none.complete && none.last.is_none());
+    }
+
+    #[tokio::test]
     async fn a_second_open_of_the_same_state_dir_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let _first = Index::open(dir.path(), Arc::new(SystemClock)).unwrap();

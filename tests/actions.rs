@@ -387,10 +387,21 @@ fn a_wait_survives_a_restart() {
     let d = site.daemon(SETTLE, &[]);
     let r = get(&d.rebase(&loc)).unwrap();
     assert_eq!(r.status, 202, "the earlier file must not end it: {r:?}");
-    site.put("new/after-restart.csv", b"new");
+    // Large enough to be streamed from disk inside the answer.
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    site.put("new/after-restart.csv", &data);
     let r = follow(&d, &loc);
     assert_eq!(r.status, 200, "{r:?}");
-    assert_eq!(r.json()["file"]["path"], "new/after-restart.csv");
+    let body = r.json();
+    assert_eq!(body["file"]["path"], "new/after-restart.csv");
+    let b64 = body["file"]["content"]["$content"].as_str().unwrap();
+    use base64::Engine;
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap(),
+        data
+    );
 }
 
 #[test]
