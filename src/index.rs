@@ -374,8 +374,7 @@ impl<'t> WriteTables<'t> {
             if v.same_version(size, Stamp(mtime), ino) && (still_open || !was_open) {
                 return Ok(false);
             }
-            self.offers.remove(old).ctx("remove")?;
-            self.still_open.remove(old).ctx("remove")?;
+            self.drop_offer(&v.rel, old)?;
         }
         let stamp = clock.next_stamp();
         self.offers
@@ -465,8 +464,29 @@ impl<'t> WriteTables<'t> {
     /// Removes `rel` (indexed with `stamp`) from both tables.
     fn forget(&mut self, rel: &[u8], stamp: i64) -> Result<(), IndexError> {
         self.files.remove(rel).ctx("remove")?;
-        self.offers.remove(stamp).ctx("remove")?;
-        self.still_open.remove(stamp).ctx("remove")?;
+        self.drop_offer(rel, stamp)
+    }
+
+    /// Removes the offer entry `stamp` if it is `rel`'s. A moved file's new path shares
+    /// its stamp with the source's entry while the move runs ([`MoveStep`]): dropping the
+    /// target's record (a scan that ran before the rename, or a crash before it) must not
+    /// take the source's entry with it. Costs nothing in the usual case: the removed
+    /// value is checked, and put back only when it belongs to another path.
+    fn drop_offer(&mut self, rel: &[u8], stamp: i64) -> Result<(), IndexError> {
+        let removed = self.offers.remove(stamp).ctx("remove")?.map(|g| {
+            let (path, size, mtime, ino) = g.value();
+            (path.to_vec(), size, mtime, ino)
+        });
+        match removed {
+            Some((path, size, mtime, ino)) if path != rel => {
+                self.offers
+                    .insert(stamp, (path.as_slice(), size, mtime, ino))
+                    .ctx("insert")?;
+            }
+            _ => {
+                self.still_open.remove(stamp).ctx("remove")?;
+            }
+        }
         Ok(())
     }
 
@@ -1394,6 +1414,16 @@ mod tests {
             to: version("done/b", 2),
             stamp: b,
         };
+        w.apply(undo(MoveStep::Adopt)).await.unwrap();
+        // A scan that saw no file at the target yet (or the start-up scan after a crash
+        // before the rename) drops the target's record: the source's offer stays.
+        apply(&w, vec![WriteOp::Remove(b"done/b".to_vec(), Some(b))]).await;
+        assert_eq!(all_after(&r, Stamp::MIN), vec![(b, "in/b".to_string())]);
+        w.apply(undo(MoveStep::Adopt)).await.unwrap();
+        // Another file appearing at the target (the rename will fail): the same.
+        apply(&w, vec![WriteOp::Upsert(version("done/b", 9))]).await;
+        assert_eq!(all_after(&r, Stamp::MIN)[0], (b, "in/b".to_string()));
+        apply(&w, vec![WriteOp::Remove(b"done/b".to_vec(), None)]).await;
         w.apply(undo(MoveStep::Adopt)).await.unwrap();
         w.apply(undo(MoveStep::Undo)).await.unwrap();
         let snap = r.snapshot().unwrap();
