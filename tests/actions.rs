@@ -419,6 +419,7 @@ fn bad_wait_parameters_are_400_naming_them() {
         ("glob=*&content=base64", "bad_content"),
         ("glob=*&since=yesterday", "bad_since"),
         ("glob=*&deadline=soon", "bad_deadline"),
+        ("glob=*&deadline=2200-01-01T00:00:00Z", "bad_deadline"),
     ] {
         let r = get(&format!("{}/watches/default/wait?{query}", d.base())).unwrap();
         assert_eq!(

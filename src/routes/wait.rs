@@ -132,11 +132,24 @@ async fn try_wait<B>(
             RequestError::Unavailable("the index cannot be written right now")
         })?,
     };
-    let deadline = deadline.unwrap_or(Stamp(
-        Stamp::now()
-            .0
-            .saturating_add((timeout as i64).saturating_mul(NANOS)),
-    ));
+    let ahead = |secs: u64| {
+        Stamp(
+            Stamp::now()
+                .0
+                .saturating_add((secs as i64).saturating_mul(NANOS)),
+        )
+    };
+    let deadline = match deadline {
+        // Only the daemon writes it, but a hand-made one must not outlast the policy.
+        Some(d) if d > ahead(max) => {
+            return Err(bad(
+                "deadline",
+                format!("deadline is more than actions.max_wait_s ({max} s) ahead"),
+            ))
+        }
+        Some(d) => d,
+        None => ahead(timeout),
+    };
     let from = since.max(scanned.unwrap_or(Stamp::MIN));
     let mut next_scanned = scanned;
     let mut complete = true;
