@@ -51,6 +51,8 @@ pub const KEYS: &[&str] = &[
     "auth.api_key_header",
     "metrics.public_on_loopback",
     "log.format",
+    "actions.allow_write",
+    "actions.max_wait_s",
 ];
 
 /// The whole configuration, validated.
@@ -71,6 +73,18 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     /// `[log]`
     pub log: LogSettings,
+    /// `[actions]`
+    pub actions: ActionSettings,
+}
+
+/// `[actions]`: what the connector's actions may do.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionSettings {
+    /// `actions.allow_write`: whether the move and delete actions are served.
+    pub allow_write: bool,
+    /// `actions.max_wait_s`: the longest `timeout` the wait action takes.
+    pub max_wait_s: u64,
 }
 
 /// `[metrics]`: who may read `GET /metrics`.
@@ -469,6 +483,12 @@ impl Settings {
         }
         if self.watch.rescan_interval_s == 0 {
             return Err(bad("watch.rescan_interval_s", "must be at least 1"));
+        }
+        if !(1..=31_536_000).contains(&self.actions.max_wait_s) {
+            return Err(bad(
+                "actions.max_wait_s",
+                "must be 1 to 31536000 (one year)",
+            ));
         }
         if self.trigger.retry_after_s > 86_400 {
             return Err(bad("trigger.retry_after_s", "must be at most 86400"));

@@ -5,7 +5,12 @@
 //! leading outside: one `openat2` with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS` (Linux
 //! 5.6+), or, where the kernel or a seccomp filter lacks it, one `openat` with
 //! `O_NOFOLLOW` per component. Both through `rustix`, without `unsafe`.
-//! Does not own: deciding what to do when the open fails (`offer` skips the file).
+//! Also owns the directory side of the move and delete actions: opening (and, for a move
+//! target, creating) the parent directory of a relative path the same way, so that
+//! `statat`/`renameat`/`unlinkat` act on a name relative to a directory fd that was
+//! reached without a link: a link swapped in afterwards cannot redirect them.
+//! Does not own: deciding what to do when the open fails (`offer` skips the file), or
+//! whether a move or delete is allowed (`routes::actions`).
 
 use std::ffi::OsStr;
 use std::fs::File;
@@ -15,7 +20,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use rustix::fs::{openat, openat2, Mode, OFlags, ResolveFlags, CWD};
+use rustix::fs::{mkdirat, openat, openat2, Mode, OFlags, ResolveFlags, CWD};
 use rustix::io::Errno;
 
 /// Cleared once `openat2` turned out to be missing, so later opens go straight to the
@@ -81,6 +86,58 @@ fn walk(mut dir: OwnedFd, parts: &[&[u8]]) -> io::Result<File> {
     )?))
 }
 
+/// Splits a relative path into its components, refusing an empty path, an empty
+/// component (a leading `/` or `//`), `.` and `..`.
+///
+/// # Errors
+/// `InvalidInput` for such a path.
+pub fn components(rel: &[u8]) -> io::Result<Vec<&[u8]>> {
+    let parts: Vec<&[u8]> = rel.split(|b| *b == b'/').collect();
+    if rel.is_empty()
+        || parts
+            .iter()
+            .any(|p| p.is_empty() || *p == b"." || *p == b"..")
+    {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    }
+    Ok(parts)
+}
+
+/// The parent directory of `root/rel`, opened `O_PATH` without a link on the way, and the
+/// last component's name. With `create`, missing directories on the way are created
+/// (mode 0755, less the umask), each one relative to the directory fd above it.
+///
+/// # Errors
+/// `InvalidInput` for a path that is empty or climbs out (see [`components`]); the OS
+/// error otherwise (`ELOOP`/`ENOTDIR` for a link or a file on the way, `ENOENT` for a
+/// missing directory without `create`).
+pub fn open_parent_beneath<'r>(
+    root: &Path,
+    rel: &'r [u8],
+    create: bool,
+) -> io::Result<(OwnedFd, &'r [u8])> {
+    let parts = components(rel)?;
+    let (last, dirs) = parts
+        .split_last()
+        .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let mut dir = openat(CWD, root, DIR, Mode::empty())?;
+    for d in dirs {
+        let name = OsStr::from_bytes(d);
+        dir = match openat(&dir, name, DIR | OFlags::NOFOLLOW, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) if create => {
+                match mkdirat(&dir, name, Mode::from_raw_mode(0o755)) {
+                    Ok(()) | Err(Errno::EXIST) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                openat(&dir, name, DIR | OFlags::NOFOLLOW, Mode::empty())?
+            }
+            Err(e) => return Err(e.into()),
+        };
+    }
+    Ok((dir, last))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,5 +189,24 @@ mod tests {
         assert_eq!(s, "ok");
         assert!(walk_to(&[b"link"]).is_err());
         assert!(walk_to(&[b"dirlink", b"secret"]).is_err());
+    }
+
+    #[test]
+    fn parents_are_opened_and_created_without_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(root.join("a")).unwrap();
+        std::os::unix::fs::symlink(dir.path(), root.join("dirlink")).unwrap();
+        let (_, name) = open_parent_beneath(&root, b"a/f", false).unwrap();
+        assert_eq!(name, b"f");
+        assert!(open_parent_beneath(&root, b"x/y/f", false).is_err());
+        open_parent_beneath(&root, b"x/y/f", true).unwrap();
+        assert!(root.join("x/y").is_dir());
+        assert!(open_parent_beneath(&root, b"dirlink/f", true).is_err());
+        assert!(open_parent_beneath(&root, b"dirlink/new/f", true).is_err());
+        assert!(!dir.path().join("new").exists(), "created outside");
+        for bad in [&b""[..], b"/etc/passwd", b"a/../f", b"a//f", b"./f", b"a/"] {
+            assert!(open_parent_beneath(&root, bad, true).is_err(), "{bad:?}");
+        }
     }
 }

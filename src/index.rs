@@ -15,6 +15,8 @@
 //! - `still_open`: stamp → (). The offers made while the file was still open for writing
 //!   (held for `watch.max_open_hold_s`). Added after schema 1 without changing it: an
 //!   older index gets the empty table on open, so its entries read as not still open.
+//!   A file moved by the move action keeps its stamp here under its new path, with no
+//!   `offers` entry (see [`MoveStep`]).
 //! - `meta`: `schema_version`, `floor` (greatest stamp handed out), `reserved` (cursors
 //!   up to here may have been handed out).
 
@@ -101,6 +103,39 @@ pub enum WriteOp {
     /// Drops offer entries stamped before this (`state.retention`). The `files` table is
     /// kept, so a file still on disk is not offered again.
     Prune(Stamp),
+    /// One step of the move action, moving the version `to` describes (stamped `stamp`,
+    /// indexed at `from`) to `to.rel`.
+    Move {
+        /// Which step.
+        step: MoveStep,
+        /// The source path.
+        from: Vec<u8>,
+        /// The version at its new path (same size, mtime and inode).
+        to: FileVersion,
+        /// The version's stamp.
+        stamp: Stamp,
+    },
+}
+
+/// The steps of a move, each committed before the next happens on disk, so that a crash
+/// at any point neither offers the target nor offers the source again:
+/// 1. [`MoveStep::Adopt`] before the rename: the target path is recorded in `files` as a
+///    known version with the source's stamp and no `offers` entry, so discovery, seeing
+///    it appear, finds it known. (Crash now: the source is still on disk and indexed; the
+///    target path holds nothing, and a scan drops the record.)
+/// 2. After the rename, [`MoveStep::Done`]: the source is forgotten (its `offers` entry
+///    with it) and the target's record asserted again, in case a scan that looked before
+///    the rename dropped it meanwhile. (Crash before it: the source's entry points at a
+///    missing file, which a poll skips and a scan removes.)
+/// 3. If the rename fails, [`MoveStep::Undo`] drops the target's record again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MoveStep {
+    /// Record the target as known (before the rename).
+    Adopt,
+    /// Forget the source, keep the target (after the rename).
+    Done,
+    /// Drop the target's record (the rename failed).
+    Undo,
 }
 
 /// Counters shared with `/healthz` and the poll fast path. Only the index writes them.
@@ -339,8 +374,7 @@ impl<'t> WriteTables<'t> {
             if v.same_version(size, Stamp(mtime), ino) && (still_open || !was_open) {
                 return Ok(false);
             }
-            self.offers.remove(old).ctx("remove")?;
-            self.still_open.remove(old).ctx("remove")?;
+            self.drop_offer(&v.rel, old)?;
         }
         let stamp = clock.next_stamp();
         self.offers
@@ -390,11 +424,69 @@ impl<'t> WriteTables<'t> {
             .ctx("prune")
     }
 
+    /// [`WriteOp::Move`]: one step of a move (see [`MoveStep`]).
+    fn move_step(
+        &mut self,
+        step: MoveStep,
+        from: &[u8],
+        to: &FileVersion,
+        stamp: Stamp,
+    ) -> Result<(), IndexError> {
+        let at_target = self
+            .files
+            .get(to.rel.as_slice())
+            .ctx("get")?
+            .map(|g| g.value().3);
+        match step {
+            MoveStep::Adopt | MoveStep::Done => {
+                if step == MoveStep::Done {
+                    self.remove(from, Some(stamp))?;
+                }
+                match at_target {
+                    Some(old) if old == stamp.0 => {}
+                    // A stale record of a path that holds nothing now (the move checked).
+                    Some(old) => self.forget(&to.rel, old)?,
+                    None => {}
+                }
+                self.files
+                    .insert(to.rel.as_slice(), (to.size, to.mtime.0, to.ino, stamp.0))
+                    .ctx("insert")?;
+            }
+            MoveStep::Undo => {
+                if at_target == Some(stamp.0) {
+                    self.files.remove(to.rel.as_slice()).ctx("remove")?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Removes `rel` (indexed with `stamp`) from both tables.
     fn forget(&mut self, rel: &[u8], stamp: i64) -> Result<(), IndexError> {
         self.files.remove(rel).ctx("remove")?;
-        self.offers.remove(stamp).ctx("remove")?;
-        self.still_open.remove(stamp).ctx("remove")?;
+        self.drop_offer(rel, stamp)
+    }
+
+    /// Removes the offer entry `stamp` if it is `rel`'s. A moved file's new path shares
+    /// its stamp with the source's entry while the move runs ([`MoveStep`]): dropping the
+    /// target's record (a scan that ran before the rename, or a crash before it) must not
+    /// take the source's entry with it. Costs nothing in the usual case: the removed
+    /// value is checked, and put back only when it belongs to another path.
+    fn drop_offer(&mut self, rel: &[u8], stamp: i64) -> Result<(), IndexError> {
+        let removed = self.offers.remove(stamp).ctx("remove")?.map(|g| {
+            let (path, size, mtime, ino) = g.value();
+            (path.to_vec(), size, mtime, ino)
+        });
+        match removed {
+            Some((path, size, mtime, ino)) if path != rel => {
+                self.offers
+                    .insert(stamp, (path.as_slice(), size, mtime, ino))
+                    .ctx("insert")?;
+            }
+            _ => {
+                self.still_open.remove(stamp).ctx("remove")?;
+            }
+        }
         Ok(())
     }
 
@@ -549,6 +641,18 @@ impl WriterHandle {
     /// Asks the writer to commit what is queued and stop.
     pub(crate) async fn stop(&self) {
         let _ = self.tx.send(WriteOp::Stop).await;
+    }
+
+    /// Queues a change and returns once it is committed (the actions use it: their
+    /// answer promises the change is durable).
+    ///
+    /// # Errors
+    /// The commit's error, or [`IndexError::WriterGone`].
+    pub(crate) async fn apply(&self, op: WriteOp) -> Result<(), IndexError> {
+        self.send(op).await?;
+        // A reservation is answered after the commit of everything queued before it, and
+        // with an error when that commit failed (or was dropped while the store fails).
+        self.reserve(Stamp::MIN).await
     }
 
     /// Makes cursors up to `upto` durable; returns once committed.
@@ -722,6 +826,12 @@ impl Writer {
                     WriteOp::Remove(rel, only) => t.remove(rel, *only)?,
                     WriteOp::RemoveTree(dir) => t.remove_tree(dir)?,
                     WriteOp::Prune(before) => t.prune(*before)?,
+                    WriteOp::Move {
+                        step,
+                        from,
+                        to,
+                        stamp,
+                    } => t.move_step(*step, from, to, *stamp)?,
                     WriteOp::Reserve(..) | WriteOp::Stop => {}
                 }
             }
@@ -803,6 +913,17 @@ pub struct Found<T> {
     pub still_open: bool,
 }
 
+/// What [`Snapshot::scan_after`] found, and how far it walked.
+#[derive(Debug)]
+pub(crate) struct Scanned<T> {
+    /// What was found (a [`Found`] entry, its `more` not computed: always false).
+    pub(crate) found: Option<T>,
+    /// The last entry examined.
+    pub(crate) last: Option<Stamp>,
+    /// Whether the walk reached the end (else the budget stopped it).
+    pub(crate) complete: bool,
+}
+
 impl Snapshot {
     /// The oldest entry after `cursor` for which `check` returns `Some`, walking at most
     /// `max_skip` entries for which it returns `None` (files gone or changed since).
@@ -849,6 +970,81 @@ impl Snapshot {
             }
         }
         Ok(None)
+    }
+
+    /// The version indexed at `rel` and its stamp.
+    ///
+    /// # Errors
+    /// [`IndexError::Store`] when the store cannot be read.
+    pub(crate) fn indexed_at(
+        &self,
+        rel: &[u8],
+    ) -> Result<Option<(FileVersion, Stamp)>, IndexError> {
+        Ok(self.files.get(rel).ctx("get")?.map(|g| {
+            let (size, mtime, ino, stamp) = g.value();
+            (
+                FileVersion {
+                    rel: rel.to_vec(),
+                    size,
+                    mtime: Stamp(mtime),
+                    ino,
+                },
+                Stamp(stamp),
+            )
+        }))
+    }
+
+    /// Like [`Snapshot::first_after`], but a bounded walk that says how far it got: the
+    /// oldest entry after `cursor` for which `check` returns `Some`, examining at most
+    /// `budget` entries. Without a find, [`Scanned::last`] is the last entry examined, so a
+    /// later walk may resume after it.
+    ///
+    /// # Errors
+    /// [`IndexError::Store`] when the store cannot be read.
+    pub(crate) fn scan_after<T>(
+        &self,
+        cursor: Stamp,
+        budget: usize,
+        mut check: impl FnMut(&FileVersion) -> Option<T>,
+    ) -> Result<Scanned<Found<T>>, IndexError> {
+        let mut out = Scanned {
+            found: None,
+            last: None,
+            complete: true,
+        };
+        if cursor.0 == i64::MAX {
+            return Ok(out);
+        }
+        for (seen, entry) in self.offers.range(cursor.0 + 1..).ctx("range")?.enumerate() {
+            if seen >= budget {
+                out.complete = false;
+                break;
+            }
+            let (k, v) = entry.ctx("range")?;
+            let (rel, size, mtime, ino) = v.value();
+            let version = FileVersion {
+                rel: rel.to_vec(),
+                size,
+                mtime: Stamp(mtime),
+                ino,
+            };
+            out.last = Some(Stamp(k.value()));
+            if let Some(checked) = check(&version) {
+                let still_open = match &self.still_open {
+                    Some(t) => t.get(k.value()).ctx("still_open")?.is_some(),
+                    None => false,
+                };
+                out.found = Some(Found {
+                    stamp: Stamp(k.value()),
+                    version,
+                    checked,
+                    more: false,
+                    still_open,
+                });
+                break;
+            }
+        }
+        Ok(out)
     }
 
     /// Whether exactly this version of `rel` is indexed already.
@@ -1300,6 +1496,96 @@ mod tests {
         })
         .unwrap();
         assert_eq!(after, vec![b.stamp]);
+    }
+
+    #[tokio::test]
+    async fn a_move_keeps_the_stamp_under_the_new_path_and_offers_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::open(dir.path(), Arc::new(SystemClock)).unwrap();
+        let (w, _join) = index.start_writer(16).unwrap();
+        let r = index.reader();
+        apply(&w, vec![WriteOp::Upsert(version("in/a", 1))]).await;
+        let stamp = all_after(&r, Stamp::MIN)[0].0;
+        let to = version("done/a", 1);
+        let step = |step| WriteOp::Move {
+            step,
+            from: b"in/a".to_vec(),
+            to: to.clone(),
+            stamp,
+        };
+        // Adopted: the target is known (discovery finds it so), the source still offered.
+        w.apply(step(MoveStep::Adopt)).await.unwrap();
+        let snap = r.snapshot().unwrap();
+        assert!(snap.is_known(&to).unwrap());
+        assert_eq!(snap.indexed_at(b"done/a").unwrap().unwrap().1, stamp);
+        assert_eq!(all_after(&r, Stamp::MIN), vec![(stamp, "in/a".to_string())]);
+        // An upsert of the same version at the target (discovery seeing it): no stamp.
+        apply(&w, vec![WriteOp::Upsert(to.clone())]).await;
+        w.apply(step(MoveStep::Done)).await.unwrap();
+        assert!(all_after(&r, Stamp::MIN).is_empty(), "nothing is offered");
+        let snap = r.snapshot().unwrap();
+        assert!(snap.indexed_at(b"in/a").unwrap().is_none());
+        assert_eq!(snap.indexed_at(b"done/a").unwrap().unwrap().1, stamp);
+        // Undo after a failed rename drops only the target's record.
+        apply(&w, vec![WriteOp::Upsert(version("in/b", 2))]).await;
+        let b = all_after(&r, Stamp::MIN)[0].0;
+        let undo = |step| WriteOp::Move {
+            step,
+            from: b"in/b".to_vec(),
+            to: version("done/b", 2),
+            stamp: b,
+        };
+        w.apply(undo(MoveStep::Adopt)).await.unwrap();
+        // A scan that saw no file at the target yet (or the start-up scan after a crash
+        // before the rename) drops the target's record: the source's offer stays.
+        apply(&w, vec![WriteOp::Remove(b"done/b".to_vec(), Some(b))]).await;
+        assert_eq!(all_after(&r, Stamp::MIN), vec![(b, "in/b".to_string())]);
+        w.apply(undo(MoveStep::Adopt)).await.unwrap();
+        // Another file appearing at the target (the rename will fail): the same.
+        apply(&w, vec![WriteOp::Upsert(version("done/b", 9))]).await;
+        assert_eq!(all_after(&r, Stamp::MIN)[0], (b, "in/b".to_string()));
+        apply(&w, vec![WriteOp::Remove(b"done/b".to_vec(), None)]).await;
+        w.apply(undo(MoveStep::Adopt)).await.unwrap();
+        w.apply(undo(MoveStep::Undo)).await.unwrap();
+        let snap = r.snapshot().unwrap();
+        assert!(snap.indexed_at(b"done/b").unwrap().is_none());
+        assert_eq!(all_after(&r, Stamp::MIN), vec![(b, "in/b".to_string())]);
+    }
+
+    #[tokio::test]
+    async fn a_bounded_scan_resumes_after_the_last_entry_it_examined() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::open(dir.path(), Arc::new(SystemClock)).unwrap();
+        let (w, _join) = index.start_writer(64).unwrap();
+        apply(
+            &w,
+            (0..10)
+                .map(|i| WriteOp::Upsert(version(&format!("f{i}"), 1)))
+                .collect(),
+        )
+        .await;
+        let snap = index.reader().snapshot().unwrap();
+        let want = |v: &FileVersion| (v.rel == b"f8").then_some(());
+        let mut cursor = Stamp::MIN;
+        let mut calls = 0;
+        let found = loop {
+            calls += 1;
+            let s = snap.scan_after(cursor, 3, want).unwrap();
+            if let Some(f) = s.found {
+                break f;
+            }
+            assert!(!s.complete, "stopped by the budget, not at the end");
+            cursor = s.last.unwrap();
+        };
+        assert_eq!(found.version.rel, b"f8");
+        assert_eq!(calls, 3, "3 + 3 entries, then f6..f8");
+        let end = snap.scan_after(found.stamp, 3, |_| None::<()>).unwrap();
+        assert!(end.complete && end.found.is_none());
+        assert!(end.last.is_some(), "f9 was examined");
+        let none = snap
+            .scan_after(end.last.unwrap(), 3, |_| None::<()>)
+            .unwrap();
+        assert!(none.complete && none.last.is_none());
     }
 
     #[tokio::test]

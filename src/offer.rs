@@ -87,6 +87,40 @@ pub fn next_after(
         }))
 }
 
+/// Finds the oldest live file indexed after `cursor` whose relative path `matches`,
+/// examining at most `budget` entries (blocking). The wait action's walk.
+///
+/// # Errors
+/// [`IndexError`] when the index cannot be read.
+pub(crate) fn next_matching(
+    reader: &IndexReader,
+    root: &Path,
+    cursor: Stamp,
+    max_content: u64,
+    budget: usize,
+    matches: impl Fn(&[u8]) -> bool,
+) -> Result<crate::index::Scanned<Offer>, IndexError> {
+    let snapshot = reader.snapshot()?;
+    let s = snapshot.scan_after(cursor, budget, |v| {
+        if matches(&v.rel) {
+            open_checked(root, v, max_content)
+        } else {
+            None
+        }
+    })?;
+    Ok(crate::index::Scanned {
+        found: s.found.map(|f| Offer {
+            stamp: f.stamp,
+            version: f.version,
+            content: f.checked,
+            more: false,
+            still_open: f.still_open,
+        }),
+        last: s.last,
+        complete: s.complete,
+    })
+}
+
 /// Opens the indexed version if it is still what is on disk. `None` skips it: the file is
 /// gone, replaced by something that is not a regular file, or changed since (a changed
 /// file is a new version with its own, later stamp).

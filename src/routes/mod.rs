@@ -1,6 +1,7 @@
 //! What a request gets: routing, authentication, and JSON errors, with one module per
 //! route family (`trigger` for `/trigger`, `read` for a folder's batch trigger and read
-//! actions, `health` for `/healthz`, `metrics` for `/metrics`).
+//! actions, `wait` for the wait action, `actions` for move and delete, `health` for
+//! `/healthz`, `metrics` for `/metrics`).
 //!
 //! Owns: the handlers' state ([`AppState`]), the one `match (method, path)`, the request
 //! limits checked before routing (`414`, `413`), the authentication check on every route
@@ -11,11 +12,13 @@
 //! the URL the client sees (`url`), the credentials themselves (`auth`), or the metrics
 //! (`crate::metrics`).
 
+mod actions;
 mod health;
 mod metrics;
 mod read;
 mod trigger;
 mod url;
+mod wait;
 
 #[cfg(fuzzing)]
 #[doc(hidden)]
@@ -72,6 +75,10 @@ pub struct AppState {
     pub(crate) metrics: Arc<Metrics>,
     /// `metrics.public_on_loopback`
     metrics_public_on_loopback: bool,
+    /// The index writer, for the move and delete actions' index changes.
+    writer: WriterHandle,
+    /// `[actions]`
+    actions: crate::config::ActionSettings,
 }
 
 impl AppState {
@@ -99,7 +106,9 @@ impl AppState {
                 reader: index.reader(),
                 max_content: settings.trigger.max_content_bytes,
             })],
-            first_cursor: FirstCursor::new(index.clock(), writer),
+            first_cursor: FirstCursor::new(index.clock(), writer.clone()),
+            writer,
+            actions: settings.actions.clone(),
             metrics: Arc::new(Metrics::new(health.clone(), index.reader())),
             metrics_public_on_loopback: settings.metrics.public_on_loopback,
             health,
@@ -222,7 +231,7 @@ async fn folder_route<B>(
         ),
         (&Method::GET, "trigger") => trigger::poll(state, folder, peer, secure, req).await,
         (_, "trigger") => not_allowed(method, "GET"),
-        (&Method::GET, "batch" | "files" | "properties" | "content") if has_body => error(
+        (&Method::GET, "batch" | "files" | "properties" | "content" | "wait") if has_body => error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_not_accepted",
             "a GET here takes no request body",
@@ -231,7 +240,15 @@ async fn folder_route<B>(
         (&Method::GET, "files") => read::files(state, folder, peer, secure, req).await,
         (&Method::GET, "properties") => read::properties(state, folder, req).await,
         (&Method::GET, "content") => read::content(state, folder, req).await,
-        (_, "batch" | "files" | "properties" | "content") => not_allowed(method, "GET"),
+        (_, "batch" | "properties" | "content") => not_allowed(method, "GET"),
+        (&Method::GET, "wait") => wait::wait(state, folder, peer, secure, req).await,
+        (_, "wait") => not_allowed(method, "GET"),
+        // Move and delete take their parameters in the query; a body (an empty JSON object
+        // from a client that always sends one) is not read.
+        (&Method::POST, "move") => actions::move_file(state, folder, req).await,
+        (_, "move") => not_allowed(method, "POST"),
+        (&Method::DELETE, "files") => actions::delete_file(state, folder, req).await,
+        (_, "files") => not_allowed(method, "GET, DELETE"),
         _ => error(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -320,21 +337,54 @@ enum RequestError {
     /// The index cannot be used right now; the client should retry.
     #[error("{0}")]
     Unavailable(&'static str),
-    /// A query parameter is missing, repeated or has a bad value; the message names it.
+    /// A query parameter is missing or bad; `code` names it (`bad_glob`, `bad_path`...).
+    #[error("{message}")]
+    BadParam {
+        /// The JSON error code.
+        code: &'static str,
+        /// What is wrong, naming the parameter.
+        message: String,
+    },
+    /// `actions.allow_write` is off.
+    #[error("moving and deleting files is disabled: set actions.allow_write = true")]
+    WritingDisabled,
+    /// The file system refused a move or delete (the unit's sandbox, permissions).
     #[error("{0}")]
-    BadParameter(String),
-    /// No file is indexed at the path asked for, or it is gone from the disk.
+    NotPermitted(String),
+    /// No such file is indexed (or it is gone from disk).
     #[error("{0}")]
     FileNotFound(String),
-    /// The file on disk is not the version indexed (or asked for).
-    #[error("{0}")]
-    VersionChanged(String),
     /// The indexed file cannot be read by the daemon (permission denied).
     #[error("{0}")]
     FileUnreadable(String),
+    /// The request names a version or a target that does not fit the disk any more;
+    /// `code` says which (`version_changed`, `target_exists`).
+    #[error("{message}")]
+    Conflict {
+        /// The JSON error code.
+        code: &'static str,
+        /// What does not fit.
+        message: String,
+    },
 }
 
 impl RequestError {
+    /// `400 bad_parameter`; the message names the parameter.
+    fn bad_parameter(message: String) -> RequestError {
+        RequestError::BadParam {
+            code: "bad_parameter",
+            message,
+        }
+    }
+
+    /// `409 version_changed`: the file on disk is not the version indexed (or asked for).
+    fn version_changed(message: String) -> RequestError {
+        RequestError::Conflict {
+            code: "version_changed",
+            message,
+        }
+    }
+
     /// The status and the JSON error code.
     fn status(&self) -> (StatusCode, &'static str) {
         match self {
@@ -343,10 +393,12 @@ impl RequestError {
             RequestError::BadQuery => (StatusCode::BAD_REQUEST, "bad_query"),
             RequestError::LocationTooLong => (StatusCode::URI_TOO_LONG, "location_too_long"),
             RequestError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-            RequestError::BadParameter(_) => (StatusCode::BAD_REQUEST, "bad_parameter"),
+            RequestError::BadParam { code, .. } => (StatusCode::BAD_REQUEST, *code),
+            RequestError::WritingDisabled => (StatusCode::FORBIDDEN, "writing_disabled"),
+            RequestError::NotPermitted(_) => (StatusCode::FORBIDDEN, "not_permitted"),
             RequestError::FileNotFound(_) => (StatusCode::NOT_FOUND, "file_not_found"),
-            RequestError::VersionChanged(_) => (StatusCode::CONFLICT, "version_changed"),
             RequestError::FileUnreadable(_) => (StatusCode::FORBIDDEN, "file_unreadable"),
+            RequestError::Conflict { code, .. } => (StatusCode::CONFLICT, *code),
         }
     }
 

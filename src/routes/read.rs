@@ -47,12 +47,12 @@ fn param(req_query: &str, name: &str) -> Result<Option<String>, RequestError> {
             continue;
         }
         if found.is_some() {
-            return Err(RequestError::BadParameter(format!(
+            return Err(RequestError::bad_parameter(format!(
                 "{name} is given more than once"
             )));
         }
         let value = percent_decode_str(v).decode_utf8().map_err(|_| {
-            RequestError::BadParameter(format!("{name} is not valid UTF-8 once decoded"))
+            RequestError::bad_parameter(format!("{name} is not valid UTF-8 once decoded"))
         })?;
         found = Some(value.into_owned());
     }
@@ -73,7 +73,7 @@ fn count(raw: &str, name: &str, max: usize, default: usize) -> Result<usize, Req
             .ok()
             .filter(|n| (1..=max).contains(n))
             .ok_or_else(|| {
-                RequestError::BadParameter(format!(
+                RequestError::bad_parameter(format!(
                     "{name} must be an integer from 1 to {max}, not {:?}",
                     v.chars().take(40).collect::<String>()
                 ))
@@ -86,7 +86,7 @@ fn stamp(raw: &str, name: &str) -> Result<Option<Stamp>, RequestError> {
     param(raw, name)?
         .map(|v| {
             Stamp::parse(&v).map_err(|e| {
-                RequestError::BadParameter(format!(
+                RequestError::bad_parameter(format!(
                     "{name} must be an RFC 3339 timestamp like {EXAMPLE}: {e}"
                 ))
             })
@@ -99,7 +99,7 @@ pub(super) fn content_inline<B>(req: &Request<B>) -> Result<bool, RequestError> 
     match param(query(req), "content")?.as_deref() {
         None | Some("inline") => Ok(true),
         Some("none") => Ok(false),
-        Some(other) => Err(RequestError::BadParameter(format!(
+        Some(other) => Err(RequestError::bad_parameter(format!(
             "content must be inline or none, not {:?}",
             other.chars().take(40).collect::<String>()
         ))),
@@ -134,17 +134,28 @@ struct Links {
 
 impl Links {
     fn content(&self, stamp: Stamp, v: &crate::index::FileVersion) -> Option<String> {
-        let (path, _) = offer::path_text(&v.rel);
-        let link = url::link(
-            &self.base,
-            &format!("/watches/{}/content", self.folder),
-            &[("path", &path), ("version", &stamp.to_string())],
-        );
-        if link.is_none() {
-            tracing::warn!(path, "contentLink left out: it would be too long");
-        }
-        link
+        content_link(&self.base, &self.folder, stamp, v)
     }
+}
+
+/// `contentLink`: the absolute URL of GetFileContent for this version (`None`, logged, when
+/// it would be too long for a `Location`).
+pub(super) fn content_link(
+    base: &str,
+    folder: &str,
+    stamp: Stamp,
+    v: &crate::index::FileVersion,
+) -> Option<String> {
+    let (path, _) = offer::path_text(&v.rel);
+    let link = url::link(
+        base,
+        &format!("/watches/{folder}/content"),
+        &[("path", &path), ("version", &stamp.to_string())],
+    );
+    if link.is_none() {
+        tracing::warn!(path, "contentLink left out: it would be too long");
+    }
+    link
 }
 
 /// One walk of the index for a trigger with `content=none` or a batch, off the workers.
@@ -338,7 +349,7 @@ fn path_param(raw: &str) -> Result<String, RequestError> {
     param(raw, "path")?
         .filter(|p| !p.is_empty())
         .ok_or_else(|| {
-            RequestError::BadParameter(
+            RequestError::bad_parameter(
                 "path is required: the file's relative path as the File body gives it".into(),
             )
         })
@@ -476,7 +487,7 @@ async fn try_content<B>(folder: &Folder, req: &Request<B>) -> Result<Response<Bo
             .ok_or_else(|| not_found(&path, "is not indexed in this folder"))?;
         if let Some(want) = version {
             if want != entry.stamp {
-                return Err(RequestError::VersionChanged(format!(
+                return Err(RequestError::version_changed(format!(
                     "{path:?} is indexed as version {}, not {want}",
                     entry.stamp
                 )));
@@ -485,7 +496,7 @@ async fn try_content<B>(folder: &Folder, req: &Request<B>) -> Result<Response<Bo
         match offer::open_version(&root, &entry.version) {
             OnDisk::Same(file) => Ok((entry, file)),
             OnDisk::Gone => Err(not_found(&path, "is gone from the disk")),
-            OnDisk::Changed => Err(RequestError::VersionChanged(format!(
+            OnDisk::Changed => Err(RequestError::version_changed(format!(
                 "{path:?} changed on disk since it was indexed as version {}",
                 entry.stamp
             ))),
