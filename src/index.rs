@@ -1388,6 +1388,52 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn folders_keep_their_own_tables_and_share_one_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let index =
+                Index::open_folders(dir.path(), Arc::new(SystemClock), &["default", "docs"])
+                    .unwrap();
+            let (w, join) = index.start_writer(16).unwrap();
+            let docs = w.for_folder("docs").unwrap();
+            assert!(w.for_folder("nope").is_none());
+            apply(&w, vec![WriteOp::Upsert(version("a", 1))]).await;
+            apply(&docs, vec![WriteOp::Upsert(version("a", 1))]).await;
+            apply(&docs, vec![WriteOp::Upsert(version("b", 1))]).await;
+            let (main, other) = (index.reader(), index.reader_for("docs").unwrap());
+            let (m, o) = (all_after(&main, Stamp::MIN), all_after(&other, Stamp::MIN));
+            assert_eq!(m.len(), 1);
+            assert_eq!(o.len(), 2);
+            assert!(o[0].0 > m[0].0, "one clock: stamps increase across folders");
+            assert!(
+                !main.maybe_after(m[0].0),
+                "the other folder's stamps do not count"
+            );
+            assert!(other.maybe_after(m[0].0));
+            assert_eq!(
+                (main.files(), other.files(), index.stats().files()),
+                (1, 2, 3)
+            );
+            // Removing the whole tree of one folder leaves the other alone.
+            apply(&docs, vec![WriteOp::RemoveTree(Vec::new())]).await;
+            assert_eq!((main.files(), other.files()), (1, 0));
+            apply(&docs, vec![WriteOp::Upsert(version("c", 1))]).await;
+            drop((w, docs));
+            join.join().unwrap();
+        }
+        // Reopened with the folder `default` only (as Index::open): its table is the first
+        // release's `offers`; the other folder's entries are kept but not read.
+        let index = Index::open(dir.path(), Arc::new(SystemClock)).unwrap();
+        assert_eq!(all_after(&index.reader(), Stamp::MIN).len(), 1);
+        assert_eq!(inspect_after_close(dir.path(), index), Some(2));
+    }
+
+    fn inspect_after_close(dir: &Path, index: Index) -> Option<u64> {
+        drop(index);
+        inspect(dir).unwrap()
+    }
+
+    #[tokio::test]
     async fn a_second_open_of_the_same_state_dir_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let _first = Index::open(dir.path(), Arc::new(SystemClock)).unwrap();
