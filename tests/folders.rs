@@ -385,3 +385,54 @@ fn bad_folder_settings_stop_the_start_naming_the_key() {
         assert!(out.stderr.contains(key), "{toml}: {}", out.stderr);
     }
 }
+
+/// `filetrigger check` with `env`: (exit code, stdout).
+fn check(site: &Site, env: &[(String, String)]) -> (Option<i32>, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_filetrigger"))
+        .arg("check")
+        .current_dir(site.tmp.path())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn check_reports_every_folder_and_a_symlinked_overlap() {
+    let site = Site::new();
+    let docs = Site::new();
+    let mut env = two_folder_env(&site, &docs);
+    env.push((
+        "FILETRIGGER__FOLDERS__LATER__DIR".into(),
+        site.tmp.path().join("later").display().to_string(),
+    ));
+    let (code, out) = check(&site, &env);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("3 folders: default "), "{out}");
+    assert!(
+        out.contains(&format!("docs {}", docs.inbox.display())),
+        "{out}"
+    );
+    assert!(
+        out.contains("note: folders.later.dir:") && out.contains("does not exist yet"),
+        "{out}"
+    );
+    // A second name for the default folder's tree, through a symlink.
+    let link = site.tmp.path().join("alias");
+    std::os::unix::fs::symlink(&site.inbox, &link).unwrap();
+    env.push((
+        "FILETRIGGER__FOLDERS__ALIAS__DIR".into(),
+        link.display().to_string(),
+    ));
+    let (code, out) = check(&site, &env);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains("folders.alias.dir") && out.contains("is the same directory as watch.dir"),
+        "{out}"
+    );
+}
