@@ -67,6 +67,17 @@ fn two_folders_each_offer_only_their_own_files_exactly_once_across_a_restart() {
     assert_eq!(health["folders"]["docs"]["filesIndexed"], 2, "{health}");
     assert_eq!(health["folders"]["default"]["status"], "ok", "{health}");
     assert_eq!(health["filesIndexed"], 4, "{health}");
+    let metrics = String::from_utf8(get(&format!("{}/metrics", d.base())).unwrap().body).unwrap();
+    for line in [
+        "filetrigger_files_indexed{folder=\"default\"} 2",
+        "filetrigger_files_indexed{folder=\"docs\"} 2",
+        "filetrigger_healthy 1",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no {line} in\n{metrics}"
+        );
+    }
 
     // Stopped: files arrive in both; after the restart each folder offers its new ones
     // once and nothing again.

@@ -139,7 +139,12 @@ impl AppState {
         };
         AppState {
             first_cursor: FirstCursor::new(index.clock(), writer),
-            metrics: Arc::new(Metrics::new(health.clone(), reader.clone())),
+            metrics: Arc::new(Metrics::for_folders(
+                folders
+                    .iter()
+                    .map(|f| (f.name.clone(), f.health.clone(), f.reader.clone()))
+                    .collect(),
+            )),
             metrics_public_on_loopback: settings.metrics.public_on_loopback,
             reader,
             folders,
