@@ -165,6 +165,7 @@ pub async fn start(
     let discover_token = token.child_token();
     let mut discoveries = tokio::task::JoinSet::new();
     let mut watch_handles = Vec::with_capacity(watching.len());
+    let several = watching.len() > 1;
     for (f, root, filter, reader, writer, health, watch_handle, watch_rx) in watching {
         let w = &f.watch;
         let poll = w.mode == config::WatchMode::Poll;
@@ -187,12 +188,20 @@ pub async fn start(
             health,
             metrics: state.metrics.clone(),
         };
-        discoveries.spawn(discover::run(
+        let run = discover::run(
             d,
             watch_rx,
             watch_handle.dropped.clone(),
             discover_token.clone(),
-        ));
+        );
+        // With several folders each discovery's lines say whose they are; one folder's
+        // lines stay as they were.
+        let span = if several {
+            tracing::info_span!("folder", name = %f.name)
+        } else {
+            tracing::Span::none()
+        };
+        discoveries.spawn(tracing::Instrument::instrument(run, span));
         watch_handles.push(watch_handle);
     }
     tokio::spawn(reload_on_sighup(
