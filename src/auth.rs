@@ -1,9 +1,11 @@
 //! Authentication: HTTP Basic against an htpasswd file (bcrypt) and API keys in a header.
 //!
 //! Owns: loading the secret files (never logging a secret), checking a request's
-//! credentials in constant time, and remembering recent successful Basic checks so that a
+//! credentials in constant time and saying who they belong to ([`Principal`]: a Basic
+//! user, or the name of a `name:key` API key line), and remembering recent successful Basic checks so that a
 //! drain of many polls does not pay bcrypt's cost each time.
-//! Does not own: which routes need it or the `401` answer (`routes`), or reloading on SIGHUP
+//! Does not own: which routes need it or the `401` answer (`routes`), which folders a
+//! principal may use (`auth.folders`, applied by `routes`), or reloading on SIGHUP
 //! (`lib` swaps in a newly loaded [`Auth`]).
 
 use std::collections::HashMap;
@@ -13,7 +15,7 @@ use std::sync::{Mutex, PoisonError};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use hyper::header::{HeaderMap, HeaderName, AUTHORIZATION};
-use subtle::ConstantTimeEq;
+use subtle::{ConditionallySelectable, ConstantTimeEq};
 
 use crate::config::AuthSettings;
 use crate::error::ConfigError;
@@ -28,7 +30,8 @@ const DUMMY_HASH: &str = "$2y$05$abcdefghijklmnopqrstuu5xBmQm/8XhJuR8/2Ee2.GGyF5
 /// The configured methods, loaded.
 pub struct Auth {
     users: HashMap<String, String>,
-    keys: Vec<Vec<u8>>,
+    /// Each key with its name (`None` for a bare key line).
+    keys: Keys,
     header: HeaderName,
     /// SHA-256 over "user:password" of recent successes, with the stored hash they matched.
     verified: Mutex<HashMap<[u8; 32], String>>,
@@ -44,11 +47,17 @@ impl std::fmt::Debug for Auth {
     }
 }
 
+/// Who a request authenticated as: a Basic user's name, or an API key's name (a
+/// `name:key` line); `None` for a bare (unnamed) key or when no authentication is
+/// configured. `auth.folders` limits a named principal; an unnamed one may use every folder.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Principal(pub Option<String>);
+
 /// The outcome of a check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
-    /// Authenticated.
-    Allowed,
+    /// Authenticated, as this principal.
+    Allowed(Principal),
     /// No credentials were sent.
     Missing,
     /// Credentials were sent and are wrong.
@@ -108,11 +117,15 @@ impl Auth {
                 let given = given.as_bytes();
                 // Compare against every key, so the time does not tell which one matched.
                 let mut ok = subtle::Choice::from(0u8);
-                for k in &self.keys {
-                    ok |= k.as_slice().ct_eq(given);
+                let mut which = 0u32;
+                for (i, (_, k)) in self.keys.iter().enumerate() {
+                    let eq = k.as_slice().ct_eq(given);
+                    ok |= eq;
+                    which.conditional_assign(&u32::try_from(i).unwrap_or(u32::MAX), eq);
                 }
                 if bool::from(ok) {
-                    return Verdict::Allowed;
+                    let name = self.keys.get(which as usize).and_then(|(n, _)| n.clone());
+                    return Verdict::Allowed(Principal(name));
                 }
             }
         }
@@ -120,7 +133,7 @@ impl Auth {
             if let Some((user, password)) = basic_credentials(headers) {
                 sent = true;
                 if self.check_basic(&user, &password) {
-                    return Verdict::Allowed;
+                    return Verdict::Allowed(Principal(Some(user)));
                 }
             }
         }
@@ -212,14 +225,36 @@ fn load_htpasswd(path: &Path) -> Result<HashMap<String, String>, ConfigError> {
     Ok(users)
 }
 
-fn load_keys(path: &Path) -> Result<Vec<Vec<u8>>, ConfigError> {
+/// Whether `name` may name an API key (`name:key` lines): 1 to 64 of `A-Za-z0-9_.@-`.
+fn key_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'@' | b'-'))
+}
+
+/// One line of the key file: `name:key` when the part before the first `:` is a name and
+/// the rest is a key of 16 characters or more, else a bare key.
+fn key_line(line: &str) -> (Option<String>, Vec<u8>) {
+    match line.split_once(':') {
+        Some((name, key)) if key_name(name) && key.len() >= 16 => {
+            (Some(name.to_string()), key.as_bytes().to_vec())
+        }
+        _ => (None, line.as_bytes().to_vec()),
+    }
+}
+
+/// API keys, each with its name (`None`: a bare key line).
+type Keys = Vec<(Option<String>, Vec<u8>)>;
+
+fn load_keys(path: &Path) -> Result<Keys, ConfigError> {
     let key = "auth.api_key_file";
     let text = read_secret_file(key, path)?;
-    let keys: Vec<Vec<u8>> = text
+    let keys: Keys = text
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(|l| l.as_bytes().to_vec())
+        .map(key_line)
         .collect();
     if keys.is_empty() {
         return Err(ConfigError::Invalid {
@@ -227,7 +262,7 @@ fn load_keys(path: &Path) -> Result<Vec<Vec<u8>>, ConfigError> {
             problem: format!("{} has no keys", path.display()),
         });
     }
-    if let Some(n) = keys.iter().position(|k| k.len() < 16) {
+    if let Some(n) = keys.iter().position(|(_, k)| k.len() < 16) {
         return Err(ConfigError::Invalid {
             key: key.into(),
             problem: format!(
@@ -256,6 +291,7 @@ mod tests {
             basic_file: basic.then(|| dir.join("htpasswd")),
             api_key_file: keys.then(|| dir.join("keys")),
             api_key_header: "X-API-Key".into(),
+            folders: HashMap::new(),
         }
     }
 
@@ -273,9 +309,10 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(auth.check(&HeaderMap::new()), Verdict::Missing);
-        assert_eq!(auth.check(&basic("alice", "s3cret")), Verdict::Allowed);
+        let alice = Verdict::Allowed(Principal(Some("alice".into())));
+        assert_eq!(auth.check(&basic("alice", "s3cret")), alice);
         // A second time comes from the cache and still needs the right password.
-        assert_eq!(auth.check(&basic("alice", "s3cret")), Verdict::Allowed);
+        assert_eq!(auth.check(&basic("alice", "s3cret")), alice);
         assert_eq!(auth.check(&basic("alice", "wrong")), Verdict::Denied);
         assert_eq!(auth.check(&basic("mallory", "s3cret")), Verdict::Denied);
         let mut h = HeaderMap::new();
@@ -283,9 +320,41 @@ mod tests {
             "x-api-key",
             HeaderValue::from_static("0123456789abcdef0123"),
         );
-        assert_eq!(auth.check(&h), Verdict::Allowed);
+        assert_eq!(auth.check(&h), Verdict::Allowed(Principal(None)));
         h.insert("x-api-key", HeaderValue::from_static("0123456789abcdef012"));
         assert_eq!(auth.check(&h), Verdict::Denied);
+    }
+
+    #[test]
+    fn a_named_key_line_names_its_principal() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = settings(dir.path(), false, true);
+        std::fs::write(
+            dir.path().join("keys"),
+            "team-a:aaaaaaaaaaaaaaaaaaaa\nbbbbbbbbbbbbbbbbbbbb\n:cccccccccccccccccccc\n",
+        )
+        .unwrap();
+        s.api_key_file = Some(dir.path().join("keys"));
+        let auth = Auth::load(&s).unwrap().unwrap();
+        let with = |k: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert("x-api-key", HeaderValue::from_static(k));
+            auth.check(&h)
+        };
+        assert_eq!(
+            with("aaaaaaaaaaaaaaaaaaaa"),
+            Verdict::Allowed(Principal(Some("team-a".into())))
+        );
+        assert_eq!(with("team-a:aaaaaaaaaaaaaaaaaaaa"), Verdict::Denied);
+        assert_eq!(
+            with("bbbbbbbbbbbbbbbbbbbb"),
+            Verdict::Allowed(Principal(None))
+        );
+        // Not a name:key pair: the whole line is the key.
+        assert_eq!(
+            with(":cccccccccccccccccccc"),
+            Verdict::Allowed(Principal(None))
+        );
     }
 
     #[test]
@@ -306,6 +375,7 @@ mod tests {
             basic_file: Some(path),
             api_key_file: None,
             api_key_header: "X-API-Key".into(),
+            folders: HashMap::new(),
         };
         let err = Auth::load(&s).unwrap_err().to_string();
         assert!(

@@ -2,11 +2,12 @@
 //!
 //! Owns: the typed [`Settings`], the three layers (built-in `config/default.toml`, the
 //! `--config` file, `FILETRIGGER__SECTION__KEY` environment variables), rejecting unknown
-//! keys and bad values with a message that names the key, and preparing the two
-//! directories.
+//! keys and bad values with a message that names the key, resolving the watched folders
+//! (`[watch]` and each `[folders.NAME]`, which inherits what it does not set:
+//! [`Settings::watched`]) and refusing overlapping ones, and preparing the directories.
 //! Does not own: what the values mean at run time (each subsystem reads its own section).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -49,11 +50,32 @@ pub const KEYS: &[&str] = &[
     "auth.basic_file",
     "auth.api_key_file",
     "auth.api_key_header",
+    "auth.folders",
     "metrics.public_on_loopback",
     "log.format",
     "actions.allow_write",
     "actions.max_wait_s",
 ];
+
+/// The keys a `[folders.NAME]` section may set: `dir` (required) and the rest of `[watch]`
+/// plus `max_content_bytes` (optional, inherited from `[watch]` and `[trigger]`).
+pub const FOLDER_KEYS: &[&str] = &[
+    "dir",
+    "recursive",
+    "settle_ms",
+    "settle_after_close_ms",
+    "max_open_hold_s",
+    "include",
+    "exclude",
+    "rescan_interval_s",
+    "mode",
+    "poll_interval_s",
+    "poll_confirm",
+    "max_content_bytes",
+];
+
+/// The name of the folder `[watch]` configures (served at `/trigger` too).
+pub const DEFAULT_FOLDER: &str = "default";
 
 /// The whole configuration, validated.
 #[derive(Debug, Clone, Deserialize)]
@@ -75,6 +97,83 @@ pub struct Settings {
     pub log: LogSettings,
     /// `[actions]`
     pub actions: ActionSettings,
+    /// `[folders.NAME]`: the named watched folders beside `[watch]`.
+    #[serde(default)]
+    pub folders: BTreeMap<String, FolderSettings>,
+}
+
+/// `[folders.NAME]`: a named watched folder. Every key but `dir` is optional and inherits
+/// `[watch]`'s (`max_content_bytes`: `trigger.max_content_bytes`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FolderSettings {
+    /// `folders.NAME.dir`
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+    /// `folders.NAME.recursive`
+    #[serde(default)]
+    pub recursive: Option<bool>,
+    /// `folders.NAME.settle_ms`
+    #[serde(default)]
+    pub settle_ms: Option<u64>,
+    /// `folders.NAME.settle_after_close_ms`
+    #[serde(default)]
+    pub settle_after_close_ms: Option<u64>,
+    /// `folders.NAME.max_open_hold_s`
+    #[serde(default)]
+    pub max_open_hold_s: Option<u64>,
+    /// `folders.NAME.include`
+    #[serde(default)]
+    pub include: Option<Vec<String>>,
+    /// `folders.NAME.exclude`
+    #[serde(default)]
+    pub exclude: Option<Vec<String>>,
+    /// `folders.NAME.rescan_interval_s`
+    #[serde(default)]
+    pub rescan_interval_s: Option<u64>,
+    /// `folders.NAME.mode`
+    #[serde(default)]
+    pub mode: Option<WatchMode>,
+    /// `folders.NAME.poll_interval_s`
+    #[serde(default)]
+    pub poll_interval_s: Option<u64>,
+    /// `folders.NAME.poll_confirm`
+    #[serde(default, deserialize_with = "opt_poll_confirm")]
+    pub poll_confirm: Option<PollConfirm>,
+    /// `folders.NAME.max_content_bytes`
+    #[serde(default)]
+    pub max_content_bytes: Option<u64>,
+}
+
+/// One watched folder, resolved: `[watch]` (named [`DEFAULT_FOLDER`]) or a
+/// `[folders.NAME]` with what it inherits filled in.
+#[derive(Debug, Clone)]
+pub struct WatchedFolder {
+    /// `default`, or NAME.
+    pub name: String,
+    /// Where its keys live, for messages: `watch` or `folders.NAME`.
+    pub section: String,
+    /// Its watch settings (`dir` included).
+    pub watch: WatchSettings,
+    /// Its `max_content_bytes`.
+    pub max_content_bytes: u64,
+}
+
+impl WatchedFolder {
+    /// `SECTION.dir`, the key that names its directory.
+    pub fn dir_key(&self) -> String {
+        format!("{}.dir", self.section)
+    }
+}
+
+/// Whether `name` may name a folder: `[a-z0-9][a-z0-9_-]{0,62}`, not `default`.
+pub fn valid_folder_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    name != DEFAULT_FOLDER
+        && (1..=63).contains(&b.len())
+        && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_' || *c == b'-')
 }
 
 /// `[actions]`: what the connector's actions may do.
@@ -168,6 +267,10 @@ pub struct AuthSettings {
     pub api_key_file: Option<PathBuf>,
     /// `auth.api_key_header`
     pub api_key_header: String,
+    /// `auth.folders`: principal (a Basic user, or an API key's name) → the folders it
+    /// may use. A principal not listed may use every folder.
+    #[serde(default)]
+    pub folders: HashMap<String, Vec<String>>,
 }
 
 impl AuthSettings {
@@ -270,6 +373,13 @@ fn poll_confirm<'de, D: serde::Deserializer<'de>>(d: D) -> Result<PollConfirm, D
             "`{text}` is not a rule: \"settle\" or \"two_scans\""
         ))),
     }
+}
+
+/// An optional [`poll_confirm`].
+fn opt_poll_confirm<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<PollConfirm>, D::Error> {
+    poll_confirm(d).map(Some)
 }
 
 /// `"0"` (keep everything) or a number with a unit: `90s`, `30m`, `12h`, `30d`.
@@ -375,6 +485,10 @@ fn reject_unknown_keys(config: &Config) -> Result<(), ConfigError> {
     let mut sections: Vec<String> = sections.into_keys().collect();
     sections.sort();
     for section in sections {
+        if section == "folders" {
+            check_folders(config)?;
+            continue;
+        }
         let table = config
             .get_table(&section)
             .ok()
@@ -407,6 +521,53 @@ fn check_table(path: &str, table: config::Map<String, Value>) -> Result<(), Conf
         match v.clone().into_table() {
             Ok(sub) if is_table_key(&key) => check_table(&key, sub)?,
             _ => return Err(unknown(&key, &v)),
+        }
+    }
+    Ok(())
+}
+
+/// `[folders.NAME]`: each NAME valid, each a table of [`FOLDER_KEYS`].
+fn check_folders(config: &Config) -> Result<(), ConfigError> {
+    let table = config
+        .get_table("folders")
+        .map_err(|_| ConfigError::Invalid {
+            key: "folders".into(),
+            problem: "must be a table of [folders.NAME] sections".into(),
+        })?;
+    let mut names: Vec<_> = table.into_iter().collect();
+    names.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, v) in names {
+        let key = format!("folders.{name}");
+        if !valid_folder_name(&name) {
+            return Err(ConfigError::Invalid {
+                key,
+                problem: format!(
+                    "{name:?} is not a folder name: 1 to 63 of a-z, 0-9, _ and -, starting with a letter or digit, and not \"default\" (that is [watch])"
+                ),
+            });
+        }
+        let Ok(keys) = v.clone().into_table() else {
+            return Err(ConfigError::Invalid {
+                key,
+                problem: "must be a table with at least `dir`".into(),
+            });
+        };
+        let mut keys: Vec<_> = keys.into_iter().collect();
+        keys.sort_by(|a, b| a.0.cmp(&b.0));
+        for (k, v) in keys {
+            if !FOLDER_KEYS.contains(&k.as_str()) {
+                let origin = v
+                    .origin()
+                    .map(|o| format!(" (from {o})"))
+                    .unwrap_or_default();
+                return Err(ConfigError::Invalid {
+                    key: format!("{key}.{k}"),
+                    problem: format!(
+                        "unknown key{origin}; a folder takes {}",
+                        FOLDER_KEYS.join(", ")
+                    ),
+                });
+            }
         }
     }
     Ok(())
@@ -457,32 +618,38 @@ impl Settings {
             }
             self.server.public_url = Some(trimmed);
         }
-        if self.watch.dir.as_os_str().is_empty() {
-            return Err(bad("watch.dir", "must not be empty"));
+        if self.watch.dir.as_os_str().is_empty() && self.folders.is_empty() {
+            return Err(bad(
+                "watch.dir",
+                "must not be empty (it may be \"\" only to turn [watch] off beside [folders.NAME] sections)",
+            ));
+        }
+        for (name, f) in &self.folders {
+            if f.dir.as_ref().is_none_or(|d| d.as_os_str().is_empty()) {
+                return Err(bad(
+                    &format!("folders.{name}.dir"),
+                    "is required: the directory this folder watches",
+                ));
+            }
         }
         if self.state.dir.as_os_str().is_empty() {
             return Err(bad("state.dir", "must not be empty"));
         }
-        if self.watch.settle_ms > 86_400_000 {
-            return Err(bad("watch.settle_ms", "must be at most 86400000 (one day)"));
-        }
-        if self.watch.settle_after_close_ms > 86_400_000 {
-            return Err(bad(
-                "watch.settle_after_close_ms",
-                "must be at most 86400000 (one day)",
-            ));
-        }
-        if !(1..=604_800).contains(&self.watch.max_open_hold_s) {
-            return Err(bad(
-                "watch.max_open_hold_s",
-                "must be 1 to 604800 (one week)",
-            ));
-        }
-        if self.watch.poll_interval_s == 0 {
-            return Err(bad("watch.poll_interval_s", "must be at least 1"));
-        }
-        if self.watch.rescan_interval_s == 0 {
-            return Err(bad("watch.rescan_interval_s", "must be at least 1"));
+        check_watch("watch", &self.watch)?;
+        let watched = self.watched();
+        for f in &watched {
+            if f.section != "watch" {
+                check_watch(&f.section, &f.watch)?;
+                crate::filter::Filter::new(&f.watch.include, &f.watch.exclude).map_err(
+                    |e| match e {
+                        ConfigError::Invalid { key, problem } => ConfigError::Invalid {
+                            key: key.replacen("watch.", &format!("{}.", f.section), 1),
+                            problem,
+                        },
+                        other => other,
+                    },
+                )?;
+            }
         }
         if !(1..=31_536_000).contains(&self.actions.max_wait_s) {
             return Err(bad(
@@ -490,6 +657,11 @@ impl Settings {
                 "must be 1 to 31536000 (one year)",
             ));
         }
+        let dirs: Vec<(String, PathBuf)> = watched
+            .iter()
+            .map(|f| (f.dir_key(), absolute(&f.watch.dir)))
+            .collect();
+        check_overlap(&dirs)?;
         if self.trigger.retry_after_s > 86_400 {
             return Err(bad("trigger.retry_after_s", "must be at most 86400"));
         }
@@ -543,7 +715,62 @@ impl Settings {
             ));
         }
         crate::filter::Filter::new(&self.watch.include, &self.watch.exclude)?;
+        let names: Vec<String> = watched.into_iter().map(|f| f.name).collect();
+        let mut principals: Vec<_> = self.auth.folders.iter().collect();
+        principals.sort();
+        for (principal, allowed) in principals {
+            if let Some(unknown) = allowed.iter().find(|n| !names.contains(n)) {
+                return Err(bad(
+                    &format!("auth.folders.{principal}"),
+                    format!(
+                        "{unknown:?} is not a watched folder; the folders are {}",
+                        names.join(", ")
+                    ),
+                ));
+            }
+        }
         Ok(self)
+    }
+
+    /// The watched folders: `default` (`[watch]`) first unless `watch.dir = ""`, then each
+    /// `[folders.NAME]` by name, with what it does not set taken from `[watch]` and
+    /// `trigger.max_content_bytes`.
+    pub fn watched(&self) -> Vec<WatchedFolder> {
+        let mut out = Vec::with_capacity(self.folders.len() + 1);
+        if !self.watch.dir.as_os_str().is_empty() {
+            out.push(WatchedFolder {
+                name: DEFAULT_FOLDER.to_string(),
+                section: "watch".into(),
+                watch: self.watch.clone(),
+                max_content_bytes: self.trigger.max_content_bytes,
+            });
+        }
+        for (name, f) in &self.folders {
+            let w = &self.watch;
+            out.push(WatchedFolder {
+                name: name.clone(),
+                section: format!("folders.{name}"),
+                watch: WatchSettings {
+                    dir: f.dir.clone().unwrap_or_default(),
+                    recursive: f.recursive.unwrap_or(w.recursive),
+                    settle_ms: f.settle_ms.unwrap_or(w.settle_ms),
+                    settle_after_close_ms: f
+                        .settle_after_close_ms
+                        .unwrap_or(w.settle_after_close_ms),
+                    max_open_hold_s: f.max_open_hold_s.unwrap_or(w.max_open_hold_s),
+                    include: f.include.clone().unwrap_or_else(|| w.include.clone()),
+                    exclude: f.exclude.clone().unwrap_or_else(|| w.exclude.clone()),
+                    rescan_interval_s: f.rescan_interval_s.unwrap_or(w.rescan_interval_s),
+                    mode: f.mode.unwrap_or(w.mode),
+                    poll_interval_s: f.poll_interval_s.unwrap_or(w.poll_interval_s),
+                    poll_confirm: f.poll_confirm.unwrap_or(w.poll_confirm),
+                },
+                max_content_bytes: f
+                    .max_content_bytes
+                    .unwrap_or(self.trigger.max_content_bytes),
+            });
+        }
+        out
     }
 
     /// Creates the watched and state directories if missing and checks they are usable:
@@ -553,7 +780,9 @@ impl Settings {
     /// # Errors
     /// [`ConfigError::Invalid`] naming `watch.dir` or `state.dir`.
     pub fn prepare_dirs(&self) -> Result<(), ConfigError> {
-        prepare_dir("watch.dir", &self.watch.dir)?;
+        for f in self.watched() {
+            prepare_dir(&f.dir_key(), &f.watch.dir)?;
+        }
         prepare_dir("state.dir", &self.state.dir)?;
         let probe = self
             .state
@@ -584,6 +813,83 @@ impl Settings {
         let _ = std::fs::remove_file(&probe);
         Ok(())
     }
+}
+
+/// Range checks of one folder's watch settings; `section` is `watch` or `folders.NAME`.
+fn check_watch(section: &str, w: &WatchSettings) -> Result<(), ConfigError> {
+    let bad = |key: &str, problem: &str| ConfigError::Invalid {
+        key: format!("{section}.{key}"),
+        problem: problem.to_string(),
+    };
+    if w.settle_ms > 86_400_000 {
+        return Err(bad("settle_ms", "must be at most 86400000 (one day)"));
+    }
+    if w.settle_after_close_ms > 86_400_000 {
+        return Err(bad(
+            "settle_after_close_ms",
+            "must be at most 86400000 (one day)",
+        ));
+    }
+    if !(1..=604_800).contains(&w.max_open_hold_s) {
+        return Err(bad("max_open_hold_s", "must be 1 to 604800 (one week)"));
+    }
+    if w.poll_interval_s == 0 {
+        return Err(bad("poll_interval_s", "must be at least 1"));
+    }
+    if w.rescan_interval_s == 0 {
+        return Err(bad("rescan_interval_s", "must be at least 1"));
+    }
+    Ok(())
+}
+
+/// `dir` made absolute (against the working directory) with `.` and `..` resolved by
+/// name, for comparing configured directories before they exist.
+fn absolute(dir: &Path) -> PathBuf {
+    let joined = std::env::current_dir()
+        .map(|cwd| cwd.join(dir))
+        .unwrap_or_else(|_| dir.to_path_buf());
+    let mut out = PathBuf::new();
+    for c in joined.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Refuses two watched folders of which one contains the other (or both are the same
+/// directory): a file below both would be indexed, and offered, twice. `dirs` are
+/// (key, absolute directory); lib checks the resolved directories again at start-up.
+///
+/// # Errors
+/// [`ConfigError::Invalid`] naming the later folder's key.
+pub fn check_overlap(dirs: &[(String, PathBuf)]) -> Result<(), ConfigError> {
+    for (i, (key, dir)) in dirs.iter().enumerate() {
+        for (other_key, other) in &dirs[..i] {
+            let how = if dir == other {
+                "is the same directory as"
+            } else if dir.starts_with(other) {
+                "is inside"
+            } else if other.starts_with(dir) {
+                "contains"
+            } else {
+                continue;
+            };
+            return Err(ConfigError::Invalid {
+                key: key.clone(),
+                problem: format!(
+                    "{} {how} {other_key} ({}): two folders would index the same files twice; give each folder its own directory tree",
+                    dir.display(),
+                    other.display()
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn prepare_dir(key: &str, dir: &Path) -> Result<(), ConfigError> {
@@ -757,5 +1063,120 @@ mod tests {
             s.server.public_url.as_deref(),
             Some("https://gw.example/ft")
         );
+    }
+}
+
+#[cfg(test)]
+mod folder_tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn file(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.toml");
+        std::fs::write(&path, text).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn a_named_folder_inherits_what_it_does_not_set() {
+        let (_d, f) = file(
+            "[watch]\ndir = \"/srv/a\"\nsettle_ms = 700\n[trigger]\nmax_content_bytes = 99\n\
+             [folders.docs]\ndir = \"/srv/docs\"\nrecursive = false\nmax_content_bytes = 5\n\
+             [folders.scans]\ndir = \"/srv/scans\"\nmode = \"poll\"\npoll_confirm = \"two_scans\"\n",
+        );
+        let s = load(Some(&f), env(&[])).unwrap();
+        let w = s.watched();
+        let names: Vec<&str> = w.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, vec!["default", "docs", "scans"]);
+        assert_eq!(w[1].watch.dir, PathBuf::from("/srv/docs"));
+        assert!(!w[1].watch.recursive);
+        assert_eq!(w[1].watch.settle_ms, 700);
+        assert_eq!(w[1].max_content_bytes, 5);
+        assert_eq!(w[2].max_content_bytes, 99);
+        assert_eq!(w[2].watch.mode, WatchMode::Poll);
+        assert_eq!(w[2].watch.poll_confirm, PollConfirm::TwoScans);
+        assert_eq!(w[1].dir_key(), "folders.docs.dir");
+    }
+
+    #[test]
+    fn the_environment_can_add_a_folder_and_turn_watch_off() {
+        let s = load(
+            None,
+            env(&[
+                ("FILETRIGGER__FOLDERS__TEAM_A__DIR", "/srv/team-a"),
+                ("FILETRIGGER__FOLDERS__TEAM_A__SETTLE_MS", "50"),
+                ("FILETRIGGER__WATCH__DIR", ""),
+            ]),
+        )
+        .unwrap();
+        let w = s.watched();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert_eq!(w[0].name, "team_a");
+        assert_eq!(w[0].watch.dir, PathBuf::from("/srv/team-a"));
+        assert_eq!(w[0].watch.settle_ms, 50);
+    }
+
+    #[test]
+    fn folder_errors_name_their_key() {
+        for (text, key) in [
+            ("[folders.Docs]\ndir = \"/x\"\n", "folders.Docs"),
+            ("[folders.default]\ndir = \"/x\"\n", "folders.default"),
+            ("[folders.-a]\ndir = \"/x\"\n", "folders.-a"),
+            ("[folders.a]\nrecursive = true\n", "folders.a.dir"),
+            (
+                "[folders.a]\ndir = \"/x\"\nsettle = 1\n",
+                "folders.a.settle",
+            ),
+            (
+                "[folders.a]\ndir = \"/x\"\nsettle_ms = \"x\"\n",
+                "folders.a.settle_ms",
+            ),
+            (
+                "[folders.a]\ndir = \"/x\"\npoll_interval_s = 0\n",
+                "folders.a.poll_interval_s",
+            ),
+            (
+                "[folders.a]\ndir = \"/x\"\nexclude = [\"a[\"]\n",
+                "folders.a.exclude",
+            ),
+            (
+                "[watch]\ndir = \"/x\"\n[folders.a]\ndir = \"/x/y\"\n",
+                "folders.a.dir",
+            ),
+            (
+                "[watch]\ndir = \"/x/y/../\"\n[folders.a]\ndir = \"/x/\"\n",
+                "folders.a.dir",
+            ),
+            (
+                "[watch]\ndir = \"/x\"\n[folders.a]\ndir = \"/q\"\n[folders.b]\ndir = \"/q/../\"\n",
+                "folders.b.dir",
+            ),
+            ("[watch]\ndir = \"\"\n", "watch.dir"),
+            (
+                "[folders.a]\ndir = \"/q\"\n[auth.folders]\nbob = [\"b\"]\n",
+                "auth.folders.bob",
+            ),
+        ] {
+            let (_d, f) = file(text);
+            let err = load(Some(&f), env(&[])).unwrap_err().to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn auth_folders_lists_folders_per_principal() {
+        let (_d, f) = file(
+            "[folders.a]\ndir = \"/qa\"\n[folders.b]\ndir = \"/qb\"\n[auth.folders]\nbob = [\"a\"]\nci = [\"default\", \"b\"]\n",
+        );
+        let s = load(Some(&f), env(&[])).unwrap();
+        assert_eq!(s.auth.folders["bob"], vec!["a"]);
+        assert_eq!(s.auth.folders["ci"], vec!["default", "b"]);
     }
 }

@@ -196,7 +196,7 @@ pub async fn run(
                 st.settler.forget_writers();
                 st.sched.want_full("the watcher's channel was full and events were dropped");
             }
-            _ = st.d.reader.stats().needs_rescan.notified() => {
+            _ = st.d.reader.needs_rescan().notified() => {
                 st.sched.want_full("the index takes writes again");
             }
             n = changes_rx.recv_many(&mut changes, 1024), if st.sched.listening() => {

@@ -1,10 +1,11 @@
 //! What `/healthz` reports, and what it answers.
 //!
-//! Owns: the shared status (readiness, the watcher's state, whether the watched directory
+//! Owns: the shared status of one folder's discovery (readiness, the watcher's state, whether the watched directory
 //! can be listed, the pending count, the last full scan, the running full scan's progress
 //! ([`ScanProgress`])), [`status`] (whether the daemon serves, and the status word), and
 //! [`answer`]: the decision of what `/healthz` answers (status code, status word, body
-//! fields, `Retry-After`).
+//! fields, `Retry-After`), over every watched folder: ready once every folder's start-up
+//! scan is done, with a `folders` object (name → that folder's part) when there are several.
 //! Does not own: deciding readiness or the watcher's state (`discover` publishes them,
 //! from its [`Schedule`](crate::schedule::Schedule)), counting a scan's walk (`scan`, into
 //! the counters held here), the index's counters (`index`), or sending the answer
@@ -239,26 +240,89 @@ pub fn status(health: &Health, index: &IndexStats) -> (bool, &'static str) {
     )
 }
 
-/// What `/healthz` answers now.
-pub fn answer(health: &Health, index: &IndexStats) -> Answer {
-    let watcher = health.watcher();
-    let (ok, status) = status(health, index);
-    let scan = health.scan.now().map(|p| {
+/// One folder's part of `/healthz`: its name, its status, and its files in the index.
+#[derive(Debug, Clone, Copy)]
+pub struct FolderStatus<'a> {
+    /// The folder's name.
+    pub name: &'a str,
+    /// Its discovery's status.
+    pub health: &'a Health,
+    /// Entries in its part of the index.
+    pub files: u64,
+}
+
+/// A running scan's fields, or `null`.
+fn scan_json(p: Option<Progress>) -> serde_json::Value {
+    p.map_or(serde_json::Value::Null, |p| {
         serde_json::json!({
             "directories": p.directories,
             "files": p.files,
             "filesPerSecond": p.files_per_second(),
             "elapsedSeconds": p.elapsed.as_secs(),
         })
-    });
-    let body = serde_json::json!({
-        "status": status,
+    })
+}
+
+/// What `/healthz` answers now, for the watched folders (at least one). With one folder
+/// the body is the first release's; with several, the top-level fields sum them up (the
+/// first folder not serving decides the status; `pending` is the sum, `lastRescan` the
+/// oldest, `scan` the first running one, `watcher` `starting` or `degraded` if any folder
+/// is, else the first folder's) and `folders` holds each folder's own fields.
+pub fn answer(folders: &[FolderStatus<'_>], index: &IndexStats) -> Answer {
+    let mut all_ok = true;
+    let mut status_word = "ok";
+    let mut watcher = folders
+        .first()
+        .map_or(Watcher::Starting, |f| f.health.watcher());
+    let mut pending = 0;
+    let mut last_rescan = folders.first().and_then(|f| f.health.last_rescan());
+    let mut running = None;
+    let mut each = serde_json::Map::new();
+    for f in folders {
+        let h = f.health;
+        let (ok, word) = status(h, index);
+        if all_ok && !ok {
+            all_ok = false;
+            status_word = word;
+        } else if all_ok && word != "ok" {
+            status_word = word;
+        }
+        let w = h.watcher();
+        if w == Watcher::Starting || (w == Watcher::Degraded && watcher != Watcher::Starting) {
+            watcher = w;
+        }
+        pending += h.pending();
+        let last = h.last_rescan();
+        last_rescan = match (last_rescan, last) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            _ => None,
+        };
+        let scan = h.scan.now();
+        running = running.or(scan);
+        each.insert(
+            f.name.to_string(),
+            serde_json::json!({
+                "status": word,
+                "filesIndexed": f.files,
+                "pending": h.pending(),
+                "watcher": w.as_str(),
+                "lastRescan": last.map(|s| s.to_string()),
+                "scan": scan_json(scan),
+            }),
+        );
+    }
+    let mut body = serde_json::json!({
+        "status": status_word,
         "filesIndexed": index.files(),
-        "pending": health.pending(),
+        "pending": pending,
         "watcher": watcher.as_str(),
-        "lastRescan": health.last_rescan().map(|s| s.to_string()),
-        "scan": scan,
+        "lastRescan": last_rescan.map(|s| s.to_string()),
+        "scan": scan_json(running),
     });
+    if folders.len() > 1 {
+        body["folders"] = serde_json::Value::Object(each);
+    }
+    let ok = all_ok && !folders.is_empty();
     Answer {
         code: if ok {
             StatusCode::OK
@@ -313,7 +377,17 @@ mod tests {
         let h = Health::default();
         let stats = IndexStats::default();
         stats.set_files(3);
-        let a = answer(&h, &stats);
+        let one = |h: &Health| {
+            answer(
+                &[FolderStatus {
+                    name: "default",
+                    health: h,
+                    files: 3,
+                }],
+                &stats,
+            )
+        };
+        let a = one(&h);
         assert_eq!(
             (a.code, a.retry_after_s),
             (StatusCode::SERVICE_UNAVAILABLE, Some(1))
@@ -325,7 +399,7 @@ mod tests {
         let running = h.scan().begin();
         running.counts().directories.store(4, Ordering::Relaxed);
         running.counts().files.store(9, Ordering::Relaxed);
-        let body: serde_json::Value = serde_json::from_str(&answer(&h, &stats).body).unwrap();
+        let body: serde_json::Value = serde_json::from_str(&one(&h).body).unwrap();
         assert_eq!(body["status"], "starting");
         assert_eq!(
             (
@@ -339,11 +413,57 @@ mod tests {
         h.set_ready(true);
         h.set_watcher(Watcher::Degraded);
         h.set_pending(2);
-        let a = answer(&h, &stats);
+        let a = one(&h);
         assert_eq!((a.code, a.retry_after_s), (StatusCode::OK, None));
         let body: serde_json::Value = serde_json::from_str(&a.body).unwrap();
         assert_eq!(body["status"], "degraded");
         assert_eq!(body["watcher"], "degraded");
         assert_eq!(body["pending"], 2);
+    }
+
+    #[test]
+    fn several_folders_are_ready_when_all_are_and_each_shows_its_part() {
+        let (a, b) = (Health::default(), Health::default());
+        let stats = IndexStats::default();
+        stats.set_files(5);
+        let both = |a: &Health, b: &Health| {
+            let r = answer(
+                &[
+                    FolderStatus {
+                        name: "default",
+                        health: a,
+                        files: 2,
+                    },
+                    FolderStatus {
+                        name: "docs",
+                        health: b,
+                        files: 3,
+                    },
+                ],
+                &stats,
+            );
+            let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+            (r.code, body)
+        };
+        a.set_ready(true);
+        a.set_watcher(Watcher::Inotify);
+        let (code, body) = both(&a, &b);
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["status"], "starting");
+        assert_eq!(body["folders"]["default"]["status"], "ok");
+        assert_eq!(body["folders"]["docs"]["status"], "starting");
+        b.set_ready(true);
+        b.set_watcher(Watcher::Inotify);
+        b.set_pending(4);
+        let (code, body) = both(&a, &b);
+        assert_eq!(code, StatusCode::OK);
+        assert_eq!(body["status"], "ok");
+        assert_eq!(body["filesIndexed"], 5);
+        assert_eq!(body["pending"], 4);
+        assert_eq!(body["folders"]["docs"]["filesIndexed"], 3);
+        b.set_root_ok(false);
+        let (code, body) = both(&a, &b);
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["status"], "watched_dir_unavailable");
     }
 }

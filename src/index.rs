@@ -19,6 +19,13 @@
 //!   `offers` entry (see [`MoveStep`]).
 //! - `meta`: `schema_version`, `floor` (greatest stamp handed out), `reserved` (cursors
 //!   up to here may have been handed out).
+//!
+//! Folders: the three tables above belong to the folder `default` (`[watch]`); a folder
+//! NAME (`[folders.NAME]`) has its own `offers@NAME`, `files@NAME` and `still_open@NAME`
+//! ([`FolderIndex`]), created when it is first opened (an older index keeps its tables and
+//! gains the new ones, with no schema change). `meta`, the stamp clock and the writer are
+//! shared: stamps are unique and increasing across folders, and each write operation
+//! carries its folder (a [`WriterHandle`] is one folder's).
 
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
@@ -28,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use redb::{
     Database, ReadOnlyTable, ReadableDatabase, ReadableTable, ReadableTableMetadata, Table,
-    TableDefinition, WriteTransaction,
+    TableDefinition, TableHandle, WriteTransaction,
 };
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, oneshot};
@@ -43,10 +50,68 @@ pub(crate) const SCHEMA_VERSION: i64 = 1;
 type OfferValue = (&'static [u8], u64, i64, u64);
 type FileValue = (u64, i64, u64, i64);
 
-const OFFERS: TableDefinition<i64, OfferValue> = TableDefinition::new("offers");
-const FILES: TableDefinition<&[u8], FileValue> = TableDefinition::new("files");
 const META: TableDefinition<&str, i64> = TableDefinition::new("meta");
-const STILL_OPEN: TableDefinition<i64, ()> = TableDefinition::new("still_open");
+
+/// The folder whose tables keep the first release's names.
+const DEFAULT_FOLDER: &str = "default";
+
+/// One folder's tables (their names) and counters.
+#[derive(Debug)]
+pub(crate) struct FolderIndex {
+    name: String,
+    offers: String,
+    files: String,
+    still_open: String,
+    /// Entries in its `offers`.
+    count: AtomicU64,
+    /// Greatest stamp in its `offers` (an upper bound on every key there).
+    last_stamp: AtomicI64,
+    /// Notified by the writer when the store takes writes again after a failure: the
+    /// changes dropped meanwhile are found again by a full scan of this folder, which its
+    /// discovery starts when it is woken here.
+    needs_rescan: tokio::sync::Notify,
+}
+
+impl FolderIndex {
+    /// The folder `name`'s table names: the first release's for `default`, `TABLE@NAME`
+    /// for the others.
+    fn new(name: &str) -> FolderIndex {
+        let table = |base: &str| {
+            if name == DEFAULT_FOLDER {
+                base.to_string()
+            } else {
+                format!("{base}@{name}")
+            }
+        };
+        FolderIndex {
+            name: name.to_string(),
+            offers: table("offers"),
+            files: table("files"),
+            still_open: table("still_open"),
+            count: AtomicU64::new(0),
+            last_stamp: AtomicI64::new(i64::MIN),
+            needs_rescan: tokio::sync::Notify::new(),
+        }
+    }
+
+    fn offers(&self) -> TableDefinition<'_, i64, OfferValue> {
+        TableDefinition::new(&self.offers)
+    }
+
+    fn files(&self) -> TableDefinition<'_, &'static [u8], FileValue> {
+        TableDefinition::new(&self.files)
+    }
+
+    fn still_open(&self) -> TableDefinition<'_, i64, ()> {
+        TableDefinition::new(&self.still_open)
+    }
+
+    /// Publishes the counts read in a committed transaction.
+    fn publish(&self, count: u64, last: i64) {
+        self.count.store(count, Ordering::Relaxed);
+        self.last_stamp.fetch_max(last, Ordering::AcqRel);
+    }
+}
 
 /// redb's page cache (its default is 1 GiB, which a large index fills: about 150 MB at
 /// 1,000,000 files). Polls touch a few pages each and scans read in key order, so a small
@@ -141,17 +206,13 @@ pub enum MoveStep {
 /// Counters shared with `/healthz` and the poll fast path. Only the index writes them.
 #[derive(Debug, Default)]
 pub struct IndexStats {
-    /// Entries in `offers`.
+    /// Entries in every folder's `offers`.
     files: AtomicU64,
     /// Greatest stamp committed so far (an upper bound on every key in `offers`).
     last_stamp: AtomicI64,
     /// Whether the last commit failed (and the writer is waiting for the store to take
     /// writes again).
     failing: AtomicBool,
-    /// Notified by the writer when the store takes writes again after a failure: the
-    /// changes dropped meanwhile are found again by a full scan, which discovery starts
-    /// when it is woken here.
-    pub needs_rescan: tokio::sync::Notify,
     /// How long each commit of a batch took (for `/metrics`).
     commit_seconds: crate::metrics::Seconds,
     /// Commits of a batch that failed (for `/metrics`).
@@ -159,7 +220,7 @@ pub struct IndexStats {
 }
 
 impl IndexStats {
-    /// Entries in `offers`: the file versions a poll can be offered.
+    /// Entries in every folder's `offers`: the file versions a poll can be offered.
     pub(crate) fn files(&self) -> u64 {
         self.files.load(Ordering::Relaxed)
     }
@@ -281,12 +342,22 @@ pub fn inspect(state_dir: &Path) -> Result<Option<u64>, IndexError> {
             found: found as u64,
             expected: SCHEMA_VERSION as u64,
         }),
-        _ => Ok(Some(
-            txn.open_table(OFFERS)
-                .ctx("inspect offers")?
-                .len()
-                .ctx("count")?,
-        )),
+        _ => {
+            // Every folder's `offers` (`offers`, `offers@NAME`).
+            let mut total = 0;
+            for table in txn.list_tables().ctx("inspect tables")? {
+                let name = table.name();
+                if name == "offers" || name.starts_with("offers@") {
+                    let def: TableDefinition<i64, OfferValue> = TableDefinition::new(name);
+                    total += txn
+                        .open_table(def)
+                        .ctx("inspect offers")?
+                        .len()
+                        .ctx("count")?;
+                }
+            }
+            Ok(Some(total))
+        }
     }
 }
 
@@ -336,21 +407,23 @@ impl Below {
     }
 }
 
-/// The tables of one write transaction, with one method per [`WriteOp`] that changes them.
+/// One folder's tables in one write transaction, with one method per [`WriteOp`] that
+/// changes them.
 struct WriteTables<'t> {
     offers: Table<'t, i64, OfferValue>,
     files: Table<'t, &'static [u8], FileValue>,
-    meta: Table<'t, &'static str, i64>,
     still_open: Table<'t, i64, ()>,
 }
 
 impl<'t> WriteTables<'t> {
-    fn open(txn: &'t WriteTransaction) -> Result<WriteTables<'t>, IndexError> {
+    fn open(
+        txn: &'t WriteTransaction,
+        folder: &FolderIndex,
+    ) -> Result<WriteTables<'t>, IndexError> {
         Ok(WriteTables {
-            offers: txn.open_table(OFFERS).ctx("offers")?,
-            files: txn.open_table(FILES).ctx("files")?,
-            meta: txn.open_table(META).ctx("meta")?,
-            still_open: txn.open_table(STILL_OPEN).ctx("still_open")?,
+            offers: txn.open_table(folder.offers()).ctx("offers")?,
+            files: txn.open_table(folder.files()).ctx("files")?,
+            still_open: txn.open_table(folder.still_open()).ctx("still_open")?,
         })
     }
 
@@ -490,18 +563,30 @@ impl<'t> WriteTables<'t> {
         Ok(())
     }
 
-    /// Records the clock's `floor` and raises `reserved` to `reserve` (unless it is
-    /// [`Stamp::MIN`], no reservation).
-    fn record_clock(&mut self, floor: Stamp, reserve: Stamp) -> Result<(), IndexError> {
-        self.meta.insert("floor", floor.0).ctx("meta")?;
-        if reserve > Stamp::MIN {
-            let old = meta_get(&self.meta, "reserved")?.unwrap_or(i64::MIN);
-            self.meta
-                .insert("reserved", old.max(reserve.0))
-                .ctx("meta")?;
-        }
-        Ok(())
+    /// The entry count and the greatest stamp of `offers`, to publish after the commit.
+    fn counts(&self) -> Result<(u64, i64), IndexError> {
+        let last = self
+            .offers
+            .last()
+            .ctx("read offers")?
+            .map_or(i64::MIN, |(k, _)| k.value());
+        Ok((self.offers.len().ctx("count")?, last))
     }
+}
+
+/// Records the clock's `floor` in `meta` and raises `reserved` to `reserve` (unless it is
+/// [`Stamp::MIN`], no reservation).
+fn record_clock(
+    meta: &mut Table<'_, &'static str, i64>,
+    floor: Stamp,
+    reserve: Stamp,
+) -> Result<(), IndexError> {
+    meta.insert("floor", floor.0).ctx("meta")?;
+    if reserve > Stamp::MIN {
+        let old = meta_get(meta, "reserved")?.unwrap_or(i64::MIN);
+        meta.insert("reserved", old.max(reserve.0)).ctx("meta")?;
+    }
+    Ok(())
 }
 
 /// The open index: hands out readers and the writer.
@@ -509,7 +594,12 @@ pub struct Index {
     store: Arc<Store>,
     clock: Arc<StampClock>,
     stats: Arc<IndexStats>,
+    /// The folders opened, in the order given to [`Index::open_folders`].
+    folders: Folders,
 }
+
+/// The folders of an open index; a write operation names one by its position here.
+type Folders = Arc<Vec<Arc<FolderIndex>>>;
 
 impl std::fmt::Debug for Index {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -520,20 +610,56 @@ impl std::fmt::Debug for Index {
 }
 
 impl Index {
-    /// Opens (or creates) `state_dir/index.redb`, checks its schema and restores the clock.
+    /// Opens (or creates) `state_dir/index.redb` with the folder `default` only; see
+    /// [`Index::open_folders`].
+    ///
+    /// # Errors
+    /// As [`Index::open_folders`].
+    pub fn open(state_dir: &Path, wall: Arc<dyn WallClock>) -> Result<Index, IndexError> {
+        Index::open_folders(state_dir, wall, &[DEFAULT_FOLDER])
+    }
+
+    /// Opens (or creates) `state_dir/index.redb`, checks its schema, creates the tables of
+    /// each folder in `folders` that has none yet and restores the clock. [`Index::reader`]
+    /// and [`Index::start_writer`] serve the first folder, [`Index::reader_for`] and
+    /// [`WriterHandle::for_folder`] any of them.
     ///
     /// # Errors
     /// [`IndexError::Locked`] when another process has it open, [`IndexError::Schema`] for
     /// an incompatible file, [`IndexError::Open`]/[`IndexError::Store`] otherwise.
-    pub fn open(state_dir: &Path, wall: Arc<dyn WallClock>) -> Result<Index, IndexError> {
+    pub fn open_folders(
+        state_dir: &Path,
+        wall: Arc<dyn WallClock>,
+        folders: &[&str],
+    ) -> Result<Index, IndexError> {
+        let mut names: Vec<&str> = Vec::with_capacity(folders.len().max(1));
+        for name in folders {
+            if !names.contains(name) {
+                names.push(name);
+            }
+        }
+        if names.is_empty() {
+            names.push(DEFAULT_FOLDER);
+        }
+        let folders: Folders = Arc::new(
+            names
+                .iter()
+                .map(|n| Arc::new(FolderIndex::new(n)))
+                .collect(),
+        );
         let path = state_dir.join("index.redb");
         let db = open_db(&path)?;
         let txn = db.begin_write().ctx("open")?;
         let (floor, reserved, files, last) = {
             let mut meta = txn.open_table(META).ctx("open meta")?;
-            let offers = txn.open_table(OFFERS).ctx("open offers")?;
-            txn.open_table(FILES).ctx("open files")?;
-            txn.open_table(STILL_OPEN).ctx("open still_open")?;
+            let mut files = 0;
+            let mut last = i64::MIN;
+            for folder in folders.iter() {
+                let (count, folder_last) = WriteTables::open(&txn, folder)?.counts()?;
+                folder.publish(count, folder_last);
+                files += count;
+                last = last.max(folder_last);
+            }
             match meta_get(&meta, "schema_version")? {
                 Some(SCHEMA_VERSION) => {}
                 Some(found) => {
@@ -550,12 +676,6 @@ impl Index {
             }
             let floor = meta_get(&meta, "floor")?.unwrap_or(i64::MIN);
             let reserved = meta_get(&meta, "reserved")?.unwrap_or(i64::MIN);
-            let files = offers.len().ctx("count")?;
-            let last = offers
-                .last()
-                .ctx("read offers")?
-                .map(|(k, _)| k.value())
-                .unwrap_or(i64::MIN);
             (floor, reserved, files, last)
         };
         txn.commit().ctx("open commit")?;
@@ -574,6 +694,7 @@ impl Index {
             }),
             clock,
             stats,
+            folders,
         })
     }
 
@@ -592,16 +713,29 @@ impl Index {
         self.stats.clone()
     }
 
-    /// A read handle for polls and scans.
+    /// A read handle for polls and scans of the first folder opened (`default` for
+    /// [`Index::open`]).
     pub fn reader(&self) -> IndexReader {
+        self.reader_at(0)
+    }
+
+    /// A read handle for the folder `name`, if it was opened.
+    pub fn reader_for(&self, name: &str) -> Option<IndexReader> {
+        let at = self.folders.iter().position(|f| f.name == name)?;
+        Some(self.reader_at(at))
+    }
+
+    fn reader_at(&self, at: usize) -> IndexReader {
         IndexReader {
             store: self.store.clone(),
             stats: self.stats.clone(),
+            folder: self.folders[at].clone(),
         }
     }
 
-    /// Starts the single writer on its own thread. It stops when every [`WriterHandle`]
-    /// is dropped, after committing what was queued.
+    /// Starts the single writer (for every folder) on its own thread; the handle returned
+    /// writes to the first folder, [`WriterHandle::for_folder`] gives the others'. It stops
+    /// when every [`WriterHandle`] is dropped, after committing what was queued.
     ///
     /// # Errors
     /// An I/O error when the thread cannot be spawned.
@@ -614,33 +748,66 @@ impl Index {
             store: self.store.clone(),
             clock: self.clock.clone(),
             stats: self.stats.clone(),
+            folders: self.folders.clone(),
             retry: RETRY_FIRST,
         };
         let join = std::thread::Builder::new()
             .name("index-writer".into())
             .spawn(move || writer.run(rx))?;
-        Ok((WriterHandle { tx }, join))
+        Ok((
+            WriterHandle {
+                tx,
+                folder: 0,
+                folders: self.folders.clone(),
+            },
+            join,
+        ))
     }
 }
 
-/// Sends changes to the writer.
-#[derive(Debug, Clone)]
+/// Sends changes to the writer, for one folder.
+#[derive(Clone)]
 pub struct WriterHandle {
-    tx: mpsc::Sender<WriteOp>,
+    tx: mpsc::Sender<(usize, WriteOp)>,
+    /// The folder its operations apply to (a position in `folders`).
+    folder: usize,
+    folders: Folders,
+}
+
+impl std::fmt::Debug for WriterHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriterHandle")
+            .field("folder", &self.folders[self.folder].name)
+            .finish()
+    }
 }
 
 impl WriterHandle {
-    /// Queues a change, waiting for room (back-pressure on discovery).
+    /// The same writer, for the folder `name` (if the index opened it).
+    pub fn for_folder(&self, name: &str) -> Option<WriterHandle> {
+        let folder = self.folders.iter().position(|f| f.name == name)?;
+        Some(WriterHandle {
+            tx: self.tx.clone(),
+            folder,
+            folders: self.folders.clone(),
+        })
+    }
+
+    /// Queues a change to this handle's folder, waiting for room (back-pressure on
+    /// discovery). [`WriteOp::Prune`] applies to every folder.
     ///
     /// # Errors
     /// [`IndexError::WriterGone`] after shutdown.
     pub async fn send(&self, op: WriteOp) -> Result<(), IndexError> {
-        self.tx.send(op).await.map_err(|_| IndexError::WriterGone)
+        self.tx
+            .send((self.folder, op))
+            .await
+            .map_err(|_| IndexError::WriterGone)
     }
 
     /// Asks the writer to commit what is queued and stop.
     pub(crate) async fn stop(&self) {
-        let _ = self.tx.send(WriteOp::Stop).await;
+        let _ = self.send(WriteOp::Stop).await;
     }
 
     /// Queues a change and returns once it is committed (the actions use it: their
@@ -670,6 +837,7 @@ struct Writer {
     store: Arc<Store>,
     clock: Arc<StampClock>,
     stats: Arc<IndexStats>,
+    folders: Folders,
     /// How long to wait before the next retry after a failure.
     retry: Duration,
 }
@@ -681,7 +849,7 @@ enum Flow {
 }
 
 impl Writer {
-    fn run(mut self, mut rx: mpsc::Receiver<WriteOp>) {
+    fn run(mut self, mut rx: mpsc::Receiver<(usize, WriteOp)>) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         let mut stop = false;
         while let Some(first) = rx.blocking_recv() {
@@ -695,7 +863,7 @@ impl Writer {
             let mut replies = Vec::new();
             let mut reserve = Stamp::MIN;
             let mut ops = Vec::with_capacity(batch.len());
-            for op in batch.drain(..) {
+            for (folder, op) in batch.drain(..) {
                 match op {
                     _ if stop => {}
                     WriteOp::Reserve(upto, reply) => {
@@ -703,7 +871,7 @@ impl Writer {
                         replies.push(reply);
                     }
                     WriteOp::Stop => stop = true,
-                    other => ops.push(other),
+                    other => ops.push((folder, other)),
                 }
             }
             let began = Instant::now();
@@ -755,7 +923,7 @@ impl Writer {
     /// Changes queued meanwhile are dropped, not kept in memory: none of them is in the
     /// index, so the full scan requested on recovery finds them all again. Cursor
     /// reservations are refused (the poll answers 503). Returns on recovery or `Stop`.
-    fn recover(&mut self, rx: &mut mpsc::Receiver<WriteOp>) -> Flow {
+    fn recover(&mut self, rx: &mut mpsc::Receiver<(usize, WriteOp)>) -> Flow {
         if let Err(e) = self.store.reopen() {
             tracing::warn!(error = %e, "cannot reopen the index; polls answer 503 until it opens");
         }
@@ -764,8 +932,8 @@ impl Writer {
         loop {
             loop {
                 match rx.try_recv() {
-                    Ok(WriteOp::Stop) | Err(TryRecvError::Disconnected) => return Flow::Stop,
-                    Ok(WriteOp::Reserve(_, reply)) => {
+                    Ok((_, WriteOp::Stop)) | Err(TryRecvError::Disconnected) => return Flow::Stop,
+                    Ok((_, WriteOp::Reserve(_, reply))) => {
                         let _ = reply.send(Err(IndexError::Unavailable));
                     }
                     Ok(_) => dropped += 1,
@@ -781,7 +949,9 @@ impl Writer {
                 match probed {
                     Ok(()) => {
                         self.stats.failing.store(false, Ordering::Relaxed);
-                        self.stats.needs_rescan.notify_one();
+                        for folder in self.folders.iter() {
+                            folder.needs_rescan.notify_one();
+                        }
                         tracing::info!(
                             dropped,
                             "the index takes writes again; rescanning for the changes dropped meanwhile"
@@ -812,12 +982,26 @@ impl Writer {
     }
 
     /// Applies one batch in one transaction. Returns how many versions got a stamp.
-    fn commit(&self, ops: &[WriteOp], reserve: Stamp) -> Result<usize, IndexError> {
+    fn commit(&self, ops: &[(usize, WriteOp)], reserve: Stamp) -> Result<usize, IndexError> {
         let txn = self.store.db()?.begin_write().ctx("begin")?;
         let mut added = 0;
-        let (files_len, last) = {
-            let mut t = WriteTables::open(&txn)?;
-            for op in ops {
+        let (counts, last) = {
+            let mut meta = txn.open_table(META).ctx("meta")?;
+            let mut tables = self
+                .folders
+                .iter()
+                .map(|f| WriteTables::open(&txn, f))
+                .collect::<Result<Vec<_>, _>>()?;
+            for (folder, op) in ops {
+                if let WriteOp::Prune(before) = op {
+                    for t in &mut tables {
+                        t.prune(*before)?;
+                    }
+                    continue;
+                }
+                let Some(t) = tables.get_mut(*folder) else {
+                    continue;
+                };
                 match op {
                     WriteOp::Upsert(v) => added += usize::from(t.upsert(v, false, &self.clock)?),
                     WriteOp::UpsertStillOpen(v) => {
@@ -825,38 +1009,48 @@ impl Writer {
                     }
                     WriteOp::Remove(rel, only) => t.remove(rel, *only)?,
                     WriteOp::RemoveTree(dir) => t.remove_tree(dir)?,
-                    WriteOp::Prune(before) => t.prune(*before)?,
                     WriteOp::Move {
                         step,
                         from,
                         to,
                         stamp,
                     } => t.move_step(*step, from, to, *stamp)?,
-                    WriteOp::Reserve(..) | WriteOp::Stop => {}
+                    WriteOp::Prune(_) | WriteOp::Reserve(..) | WriteOp::Stop => {}
                 }
             }
             let floor = self.clock.floor();
-            t.record_clock(floor, reserve)?;
-            (t.offers.len().ctx("count")?, floor)
+            record_clock(&mut meta, floor, reserve)?;
+            let counts = tables
+                .iter()
+                .map(WriteTables::counts)
+                .collect::<Result<Vec<_>, _>>()?;
+            (counts, floor)
         };
         txn.commit().ctx("commit")?;
         // Publish only after the commit: a poll never sees a stamp that is not durable.
+        for (folder, (count, folder_last)) in self.folders.iter().zip(&counts) {
+            folder.publish(*count, *folder_last);
+        }
+        let files_len = counts.iter().map(|(count, _)| count).sum();
         self.stats.files.store(files_len, Ordering::Relaxed);
         self.stats.last_stamp.fetch_max(last.0, Ordering::AcqRel);
         Ok(added)
     }
 }
 
-/// Read access for polls and scans. Cheap to clone.
+/// Read access to one folder for polls and scans. Cheap to clone.
 #[derive(Clone)]
 pub struct IndexReader {
     store: Arc<Store>,
     stats: Arc<IndexStats>,
+    folder: Arc<FolderIndex>,
 }
 
 impl std::fmt::Debug for IndexReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IndexReader").finish()
+        f.debug_struct("IndexReader")
+            .field("folder", &self.folder.name)
+            .finish()
     }
 }
 
@@ -869,15 +1063,26 @@ pub struct Snapshot {
 }
 
 impl IndexReader {
-    /// Shared counters.
+    /// Shared counters (of every folder).
     pub(crate) fn stats(&self) -> &IndexStats {
         &self.stats
     }
 
-    /// Whether anything may have been indexed after `cursor` (a lock-free check that lets
-    /// "nothing new" skip the store).
+    /// Entries in this folder's `offers`.
+    pub(crate) fn files(&self) -> u64 {
+        self.folder.count.load(Ordering::Relaxed)
+    }
+
+    /// Woken when this folder needs a full scan (the store takes writes again after a
+    /// failure, and the changes dropped meanwhile must be found again).
+    pub(crate) fn needs_rescan(&self) -> &tokio::sync::Notify {
+        &self.folder.needs_rescan
+    }
+
+    /// Whether anything may have been indexed in this folder after `cursor` (a lock-free
+    /// check that lets "nothing new" skip the store).
     pub(crate) fn maybe_after(&self, cursor: Stamp) -> bool {
-        self.stats.last_stamp() > cursor
+        Stamp(self.folder.last_stamp.load(Ordering::Acquire)) > cursor
     }
 
     /// A consistent read snapshot.
@@ -886,10 +1091,11 @@ impl IndexReader {
     /// [`IndexError::Store`] when the store cannot be read.
     pub fn snapshot(&self) -> Result<Snapshot, IndexError> {
         let txn = self.store.db()?.begin_read().ctx("begin read")?;
+        let folder = &self.folder;
         Ok(Snapshot {
-            offers: txn.open_table(OFFERS).ctx("offers")?,
-            files: txn.open_table(FILES).ctx("files")?,
-            still_open: match txn.open_table(STILL_OPEN) {
+            offers: txn.open_table(folder.offers()).ctx("offers")?,
+            files: txn.open_table(folder.files()).ctx("files")?,
+            still_open: match txn.open_table(folder.still_open()) {
                 Ok(t) => Some(t),
                 Err(redb::TableError::TableDoesNotExist(_)) => None,
                 Err(e) => return Err(e).ctx("still_open"),
@@ -1586,6 +1792,52 @@ mod tests {
             .scan_after(end.last.unwrap(), 3, |_| None::<()>)
             .unwrap();
         assert!(none.complete && none.last.is_none());
+    }
+
+    #[tokio::test]
+    async fn folders_keep_their_own_tables_and_share_one_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let index =
+                Index::open_folders(dir.path(), Arc::new(SystemClock), &["default", "docs"])
+                    .unwrap();
+            let (w, join) = index.start_writer(16).unwrap();
+            let docs = w.for_folder("docs").unwrap();
+            assert!(w.for_folder("nope").is_none());
+            apply(&w, vec![WriteOp::Upsert(version("a", 1))]).await;
+            apply(&docs, vec![WriteOp::Upsert(version("a", 1))]).await;
+            apply(&docs, vec![WriteOp::Upsert(version("b", 1))]).await;
+            let (main, other) = (index.reader(), index.reader_for("docs").unwrap());
+            let (m, o) = (all_after(&main, Stamp::MIN), all_after(&other, Stamp::MIN));
+            assert_eq!(m.len(), 1);
+            assert_eq!(o.len(), 2);
+            assert!(o[0].0 > m[0].0, "one clock: stamps increase across folders");
+            assert!(
+                !main.maybe_after(m[0].0),
+                "the other folder's stamps do not count"
+            );
+            assert!(other.maybe_after(m[0].0));
+            assert_eq!(
+                (main.files(), other.files(), index.stats().files()),
+                (1, 2, 3)
+            );
+            // Removing the whole tree of one folder leaves the other alone.
+            apply(&docs, vec![WriteOp::RemoveTree(Vec::new())]).await;
+            assert_eq!((main.files(), other.files()), (1, 0));
+            apply(&docs, vec![WriteOp::Upsert(version("c", 1))]).await;
+            drop((w, docs));
+            join.join().unwrap();
+        }
+        // Reopened with the folder `default` only (as Index::open): its table is the first
+        // release's `offers`; the other folder's entries are kept but not read.
+        let index = Index::open(dir.path(), Arc::new(SystemClock)).unwrap();
+        assert_eq!(all_after(&index.reader(), Stamp::MIN).len(), 1);
+        assert_eq!(inspect_after_close(dir.path(), index), Some(2));
+    }
+
+    fn inspect_after_close(dir: &Path, index: Index) -> Option<u64> {
+        drop(index);
+        inspect(dir).unwrap()
     }
 
     #[tokio::test]

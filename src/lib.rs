@@ -1,8 +1,9 @@
 //! filetrigger: a file-arrival polling trigger for Azure Logic Apps.
 //!
-//! The daemon watches a directory, gives every completed file version its own index
-//! stamp in a persistent store, and serves `GET /trigger` in the polling-trigger shape
-//! Logic Apps expects. See `README.md` for the map from each concern to its module.
+//! The daemon watches one or more directories (the folder `default` of `[watch]` and each
+//! `[folders.NAME]`), gives every completed file version its own index stamp in a
+//! persistent store, and serves `GET /trigger` (and `/watches/NAME/trigger`) in the
+//! polling-trigger shape Logic Apps expects. See `README.md` for the map from each concern to its module.
 
 pub(crate) mod auth;
 pub mod cli;
@@ -64,8 +65,9 @@ pub async fn run(
 }
 
 /// Runs the daemon on a bound listener until `token` is cancelled: opens the index,
-/// starts the watcher and discovery, serves HTTP, then shuts down in order (HTTP drains,
-/// discovery stops, the writer commits what is queued, the index closes).
+/// starts a watcher and a discovery per watched folder, serves HTTP, then shuts down in
+/// order (HTTP drains, discovery stops, the writer commits what is queued, the index
+/// closes).
 ///
 /// # Errors
 /// [`Error::Config`] for unusable directories, [`Error::Index`] when the index cannot be
@@ -84,69 +86,125 @@ pub async fn start(
     }
     let auth = auth::Auth::load(&settings.auth)?;
     let tls = Arc::new(swap::Swap::new(tls::load(&settings.server.tls)?));
-    let root =
-        std::fs::canonicalize(&settings.watch.dir).map_err(|e| error::ConfigError::Invalid {
-            key: "watch.dir".into(),
-            problem: format!("cannot resolve {}: {e}", settings.watch.dir.display()),
-        })?;
-    let filter = Arc::new(filter::Filter::new(
-        &settings.watch.include,
-        &settings.watch.exclude,
-    )?);
-    let index = index::Index::open(&settings.state.dir, Arc::new(stamp::SystemClock))?;
+    let watched = settings.watched();
+    let mut roots = Vec::with_capacity(watched.len());
+    for f in &watched {
+        let root =
+            std::fs::canonicalize(&f.watch.dir).map_err(|e| error::ConfigError::Invalid {
+                key: f.dir_key(),
+                problem: format!("cannot resolve {}: {e}", f.watch.dir.display()),
+            })?;
+        roots.push((f.dir_key(), root));
+    }
+    // Again on the resolved directories: a symlink can make two names one tree.
+    config::check_overlap(&roots)?;
+    let names: Vec<&str> = watched.iter().map(|f| f.name.as_str()).collect();
+    let index =
+        index::Index::open_folders(&settings.state.dir, Arc::new(stamp::SystemClock), &names)?;
     tracing::info!(
         index = %index.path().display(),
         files = index.stats().files(),
+        folders = watched.len(),
         "index open"
     );
     let (writer, writer_thread) = index
         .start_writer(WRITER_QUEUE)
         .map_err(|e| Error::Internal(format!("cannot start the index writer: {e}")))?;
-    let health = Arc::new(health::Health::default());
-    let poll = settings.watch.mode == config::WatchMode::Poll;
-    let (watch_handle, watch_rx) = if poll {
-        watch::disabled()
-    } else {
-        watch::start(&root, WATCH_QUEUE).map_err(|source| Error::Watch {
-            path: root.clone(),
-            source,
-        })?
-    };
-    tracing::info!(dir = %root.display(), recursive = settings.watch.recursive, "watching");
+    let mut folders = Vec::with_capacity(watched.len());
+    let mut watching = Vec::with_capacity(watched.len());
+    for (f, (_, root)) in watched.iter().zip(roots) {
+        let (Some(reader), Some(folder_writer)) =
+            (index.reader_for(&f.name), writer.for_folder(&f.name))
+        else {
+            return Err(Error::Internal(format!(
+                "the index did not open the folder {}",
+                f.name
+            )));
+        };
+        let filter = Arc::new(filter::Filter::new(&f.watch.include, &f.watch.exclude)?);
+        let poll = f.watch.mode == config::WatchMode::Poll;
+        let (watch_handle, watch_rx) = if poll {
+            watch::disabled()
+        } else {
+            watch::start(&root, WATCH_QUEUE).map_err(|source| Error::Watch {
+                path: root.clone(),
+                source,
+            })?
+        };
+        tracing::info!(folder = %f.name, dir = %root.display(), recursive = f.watch.recursive, "watching");
+        let folder = Arc::new(folder::Folder {
+            name: f.name.clone(),
+            root: root.clone(),
+            reader: reader.clone(),
+            max_content: f.max_content_bytes,
+            recursive: f.watch.recursive,
+            health: Arc::new(health::Health::default()),
+            writer: folder_writer.clone(),
+        });
+        let health = folder.health.clone();
+        folders.push(folder);
+        watching.push((
+            f,
+            root,
+            filter,
+            reader,
+            folder_writer,
+            health,
+            watch_handle,
+            watch_rx,
+        ));
+    }
 
-    let state = Arc::new(routes::AppState::new(
+    let state = Arc::new(routes::AppState::with_folders(
         &settings,
         &index,
         writer.clone(),
-        health.clone(),
-        root.clone(),
+        folders,
         auth,
     ));
+    let health = state.health.clone();
     let discover_token = token.child_token();
-    let mut discovery = tokio::spawn(discover::run(
-        discover::Discover {
-            root: root.clone(),
-            recursive: settings.watch.recursive,
-            settle: Duration::from_millis(settings.watch.settle_ms),
-            timing: crate::settle::Timing::from(&settings.watch),
-            two_scans: poll && settings.watch.poll_confirm == crate::config::PollConfirm::TwoScans,
+    let mut discoveries = tokio::task::JoinSet::new();
+    let mut watch_handles = Vec::with_capacity(watching.len());
+    let several = watching.len() > 1;
+    for (f, root, filter, reader, writer, health, watch_handle, watch_rx) in watching {
+        let w = &f.watch;
+        let poll = w.mode == config::WatchMode::Poll;
+        let d = discover::Discover {
+            root,
+            recursive: w.recursive,
+            settle: Duration::from_millis(w.settle_ms),
+            timing: crate::settle::Timing::from(w),
+            two_scans: poll && w.poll_confirm == crate::config::PollConfirm::TwoScans,
             rescan_every: Duration::from_secs(if poll {
-                settings.watch.poll_interval_s
+                w.poll_interval_s
             } else {
-                settings.watch.rescan_interval_s
+                w.rescan_interval_s
             }),
             poll,
-            poll_every: Duration::from_secs(settings.watch.poll_interval_s),
+            poll_every: Duration::from_secs(w.poll_interval_s),
             filter,
-            reader: index.reader(),
-            writer: writer.clone(),
-            health: health.clone(),
+            reader,
+            writer,
+            health,
             metrics: state.metrics.clone(),
-        },
-        watch_rx,
-        watch_handle.dropped.clone(),
-        discover_token.clone(),
-    ));
+        };
+        let run = discover::run(
+            d,
+            watch_rx,
+            watch_handle.dropped.clone(),
+            discover_token.clone(),
+        );
+        // With several folders each discovery's lines say whose they are; one folder's
+        // lines stay as they were.
+        let span = if several {
+            tracing::info_span!("folder", name = %f.name)
+        } else {
+            tracing::Span::none()
+        };
+        discoveries.spawn(tracing::Instrument::instrument(run, span));
+        watch_handles.push(watch_handle);
+    }
     tokio::spawn(reload_on_sighup(
         settings.clone(),
         state.clone(),
@@ -184,13 +242,11 @@ pub async fn start(
     }
     let http_token = token.child_token();
     let mut failure = None;
-    let mut discovery_done = false;
     let server = server::serve(listener, state, tls, limits, http_token.clone());
     tokio::pin!(server);
     tokio::select! {
         _ = &mut server => {}
-        done = &mut discovery => {
-            discovery_done = true;
+        Some(done) = discoveries.join_next() => {
             // Discovery also ends cleanly when shutdown was asked for: that is no failure.
             failure = discovery_failure(done, token.is_cancelled());
             http_token.cancel();
@@ -199,10 +255,13 @@ pub async fn start(
     }
     notifier.stopping();
     discover_token.cancel();
-    if !discovery_done {
-        failure = discovery_failure(discovery.await, true);
+    while let Some(done) = discoveries.join_next().await {
+        let this = discovery_failure(done, true);
+        if failure.is_none() {
+            failure = this;
+        }
     }
-    drop(watch_handle);
+    drop(watch_handles);
     // Commit what discovery queued, and stop the writer even if a straggling connection
     // still holds a handle.
     writer.stop().await;
@@ -279,7 +338,7 @@ async fn report_to_systemd(
 ) {
     tokio::select! {
         _ = token.cancelled() => return,
-        _ = state.health.wait_ready() => notifier.ready(),
+        _ = state.wait_ready() => notifier.ready(),
     }
     let Some(every) = notifier.watchdog() else {
         return;

@@ -11,8 +11,10 @@
 //! (`discover`, `index`).
 //!
 //! Per consumer and per subscription metrics (lag, deliveries, failures) wait for named
-//! consumers and webhooks (issue 12). The `folder` label has one value today,
-//! [`FOLDER`]; several folders will each get theirs.
+//! consumers and webhooks (issue 12). `files_indexed` and `files_pending` carry each
+//! watched folder's name in their `folder` label; `files_offered` counts `/trigger` (the
+//! folder [`FOLDER`]); the watcher's mode and the scans are the first folder's, `healthy`
+//! is every folder's.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,7 +34,7 @@ use crate::schedule::ScanKind;
 /// The `Content-Type` of [`Metrics::render`]'s text.
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
-/// The `folder` label of the one watched folder there is today.
+/// The `folder` label of `/trigger`'s folder (`[watch]`).
 pub const FOLDER: &str = "default";
 
 /// Buckets (seconds) of the request and commit latency histograms: 100 µs to 10 s.
@@ -114,6 +116,11 @@ struct FolderLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FolderNameLabels {
+    folder: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabels {
     kind: &'static str,
 }
@@ -172,8 +179,16 @@ impl std::fmt::Debug for Metrics {
 
 impl Metrics {
     /// The registry, with the values read at scrape time from `health` and the index
-    /// behind `reader`.
+    /// behind `reader` (the one folder [`FOLDER`]).
+    #[cfg(test)]
     pub fn new(health: Arc<Health>, reader: IndexReader) -> Metrics {
+        Metrics::for_folders(vec![(FOLDER.to_string(), health, reader)])
+    }
+
+    /// The registry, with the values read at scrape time from each folder's (name,
+    /// status, index reader); the first one's watcher and scans are shown. A daemon
+    /// serves at least one folder (the configuration refuses none).
+    pub(crate) fn for_folders(folders: Vec<(String, Arc<Health>, IndexReader)>) -> Metrics {
         let mut registry = Registry::with_prefix("filetrigger");
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
@@ -232,12 +247,14 @@ impl Metrics {
             let _ = scan_seconds.get_or_create(&kind_label(kind));
             let _ = scan_files.get_or_create(&kind_label(kind));
         }
-        registry.register(
-            "index_commit_duration_seconds",
-            "Time an index write transaction took to commit.",
-            reader.stats().commit_seconds().0.clone(),
-        );
-        registry.register_collector(Box::new(Live { health, reader }));
+        if let Some((_, _, reader)) = folders.first() {
+            registry.register(
+                "index_commit_duration_seconds",
+                "Time an index write transaction took to commit.",
+                reader.stats().commit_seconds().0.clone(),
+            );
+        }
+        registry.register_collector(Box::new(Live { folders }));
         Metrics {
             registry,
             requests,
@@ -314,8 +331,8 @@ impl Metrics {
 /// The values read from their owners at each scrape.
 #[derive(Debug)]
 struct Live {
-    health: Arc<Health>,
-    reader: IndexReader,
+    /// Each folder's name, status and index reader; at least one.
+    folders: Vec<(String, Arc<Health>, IndexReader)>,
 }
 
 /// One gauge (or counter) family written by hand: a descriptor, then one sample per label
@@ -347,28 +364,47 @@ fn gauge<V: prometheus_client::encoding::EncodeGaugeValue>(
 
 impl Collector for Live {
     fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let stats: &IndexStats = self.reader.stats();
-        let folder = FolderLabels { folder: FOLDER };
+        let Some((_, first, reader)) = self.folders.first() else {
+            return Ok(());
+        };
+        let stats: &IndexStats = reader.stats();
+        let label = |name: &String| FolderNameLabels {
+            folder: name.clone(),
+        };
+        let indexed: Vec<_> = self
+            .folders
+            .iter()
+            .map(|(name, _, r)| (label(name), r.files()))
+            .collect();
         samples(
             &mut e,
             "files_indexed",
             "Files in the index (each offered once, in stamp order), by folder.",
-            &[(folder.clone(), stats.files())],
+            &indexed,
         )?;
+        let pending: Vec<_> = self
+            .folders
+            .iter()
+            .map(|(name, h, _)| (label(name), h.pending()))
+            .collect();
         samples(
             &mut e,
             "files_pending",
             "Files seen but not yet complete (settling, or written to), by folder.",
-            &[(folder, self.health.pending())],
+            &pending,
         )?;
-        let (serving, _) = health::status(&self.health, stats);
+        let serving = self
+            .folders
+            .iter()
+            .all(|(_, h, _)| health::status(h, stats).0);
+        let health = first;
         gauge(
             &mut e,
             "healthy",
             "1 while /healthz answers 200, 0 while it answers 503 (starting, index failing, watched directory unavailable).",
             u64::from(serving),
         )?;
-        let now = self.health.watcher();
+        let now = health.watcher();
         let modes: Vec<(ModeLabels, u64)> = [
             Watcher::Starting,
             Watcher::Inotify,
@@ -384,7 +420,7 @@ impl Collector for Live {
             "1 for the watcher's current mode (starting, inotify, poll, degraded: part of the tree past the watch limit is polled), 0 for the others.",
             &modes,
         )?;
-        let progress = self.health.scan().now();
+        let progress = health.scan().now();
         gauge(
             &mut e,
             "scan_running",
@@ -403,7 +439,7 @@ impl Collector for Live {
             "Files the running full scan has walked so far (0 when none runs).",
             progress.map_or(0, |p| p.files),
         )?;
-        if let Some(at) = self.health.last_rescan() {
+        if let Some(at) = health.last_rescan() {
             gauge(
                 &mut e,
                 "last_full_scan_timestamp_seconds",

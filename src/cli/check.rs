@@ -61,7 +61,18 @@ pub fn run(config: Option<&Path>) -> ExitCode {
 /// Every check on loaded settings; also a one-line summary of what serve would do.
 pub(super) fn check(s: &Settings) -> (Vec<Finding>, Option<String>) {
     let mut out = Vec::new();
-    watched_dir(s, &mut out);
+    let watched = s.watched();
+    for f in &watched {
+        watched_dir(&f.dir_key(), &f.watch.dir, &mut out);
+    }
+    // As serve does at start: the resolved directories (a symlink can make two names one).
+    let resolved: Vec<(String, std::path::PathBuf)> = watched
+        .iter()
+        .filter_map(|f| Some((f.dir_key(), std::fs::canonicalize(&f.watch.dir).ok()?)))
+        .collect();
+    if let Err(e) = crate::config::check_overlap(&resolved) {
+        out.push(Finding::Problem(e.to_string()));
+    }
     let index = state_dir(s, &mut out);
     if let Err(e) = crate::auth::Auth::load(&s.auth) {
         out.push(Finding::Problem(e.to_string()));
@@ -81,9 +92,20 @@ pub(super) fn check(s: &Settings) -> (Vec<Finding>, Option<String>) {
         Index::InUse => "index in use".into(),
         Index::Unknown => "index not checked".into(),
     };
+    let watching = match watched.as_slice() {
+        [one] if one.section == "watch" => one.watch.dir.display().to_string(),
+        all => format!(
+            "{} folder{}: {}",
+            all.len(),
+            if all.len() == 1 { "" } else { "s" },
+            all.iter()
+                .map(|f| format!("{} {}", f.name, f.watch.dir.display()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
     let facts = format!(
-        "watching {}, {index_fact}, serving {}://{}",
-        s.watch.dir.display(),
+        "watching {watching}, {index_fact}, serving {}://{}",
         if s.server.tls.cert.is_some() {
             "https"
         } else {
@@ -94,18 +116,18 @@ pub(super) fn check(s: &Settings) -> (Vec<Finding>, Option<String>) {
     (out, Some(facts))
 }
 
-/// `watch.dir`: exists, is a directory, and this user can list it.
-fn watched_dir(s: &Settings, out: &mut Vec<Finding>) {
-    let dir = &s.watch.dir;
+/// A watched directory (`key`: `watch.dir` or `folders.NAME.dir`): exists, is a
+/// directory, and this user can list it.
+fn watched_dir(key: &str, dir: &Path, out: &mut Vec<Finding>) {
     match std::fs::metadata(dir) {
         Ok(m) if !m.is_dir() => out.push(Finding::Problem(format!(
-            "watch.dir: {} is not a directory",
+            "{key}: {} is not a directory",
             dir.display()
         ))),
         Ok(_) => {
             if let Err(e) = std::fs::read_dir(dir) {
                 out.push(Finding::Problem(format!(
-                    "watch.dir: {} cannot be listed by this user{}: {e}",
+                    "{key}: {} cannot be listed by this user{}: {e}",
                     dir.display(),
                     uid_text()
                 )));
@@ -115,16 +137,16 @@ fn watched_dir(s: &Settings, out: &mut Vec<Finding>) {
             // Serve creates it (the default ./inbox in a new directory): nothing to fix,
             // but a misspelt path would be watched empty, so say it.
             Ok(()) => out.push(Finding::Note(format!(
-                "watch.dir: {} does not exist yet; serve creates it empty (is the path right?)",
+                "{key}: {} does not exist yet; serve creates it empty (is the path right?)",
                 dir.display()
             ))),
             Err(why) => out.push(Finding::Problem(format!(
-                "watch.dir: {} does not exist and serve cannot create it: {why}",
+                "{key}: {} does not exist and serve cannot create it: {why}",
                 dir.display()
             ))),
         },
         Err(e) => out.push(Finding::Problem(format!(
-            "watch.dir: cannot use {}: {e}",
+            "{key}: cannot use {}: {e}",
             dir.display()
         ))),
     }

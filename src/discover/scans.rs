@@ -142,7 +142,7 @@ impl ScanJob {
         {
             return;
         }
-        let indexed = self.reader.stats().files();
+        let indexed = self.reader.files();
         if !scan::deletion_check_allowed(&self.root, report.files, indexed) {
             return;
         }

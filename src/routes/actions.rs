@@ -294,7 +294,7 @@ async fn try_move<B>(
         stamp: checked.stamp,
     };
     // 1. The target is known before it appears, so discovery never offers it.
-    state
+    folder
         .writer
         .apply(step(MoveStep::Adopt))
         .await
@@ -307,7 +307,7 @@ async fn try_move<B>(
         RenameFlags::NOREPLACE,
     );
     if let Err(e) = renamed {
-        if let Err(ie) = state.writer.apply(step(MoveStep::Undo)).await {
+        if let Err(ie) = folder.writer.apply(step(MoveStep::Undo)).await {
             tracing::warn!(error = %ie, "cannot drop the move target's record; a scan drops it");
         }
         return Err(match e {
@@ -336,7 +336,7 @@ async fn try_move<B>(
     }
     tracing::info!(folder = %folder.name, from = %path_text(&checked.version.rel).0, to = %to_shown, "moved");
     // 2. The source is forgotten; a crash before this leaves an entry a poll skips.
-    if let Err(e) = state.writer.apply(step(MoveStep::Done)).await {
+    if let Err(e) = folder.writer.apply(step(MoveStep::Done)).await {
         tracing::warn!(error = %e, "moved, but the index could not record it yet; a scan does");
     }
     let body = properties(&target, checked.stamp);
@@ -418,7 +418,7 @@ async fn try_delete<B>(
         }
     }
     tracing::info!(folder = %folder.name, path = %shown, "deleted");
-    if let Err(e) = state
+    if let Err(e) = folder
         .writer
         .apply(WriteOp::Remove(
             checked.version.rel.clone(),

@@ -11,7 +11,16 @@ use super::{json, AppState, Body};
 
 /// The status: `200` when ready and working, `503` (with `Retry-After`) otherwise.
 pub(super) fn healthz(state: &AppState) -> Response<Body> {
-    let a = crate::health::answer(&state.health, state.reader.stats());
+    let folders: Vec<crate::health::FolderStatus<'_>> = state
+        .folders
+        .iter()
+        .map(|f| crate::health::FolderStatus {
+            name: &f.name,
+            health: &f.health,
+            files: f.reader.files(),
+        })
+        .collect();
+    let a = crate::health::answer(&folders, state.reader.stats());
     let mut r = json(a.code, a.body);
     if let Some(s) = a.retry_after_s {
         r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(s));

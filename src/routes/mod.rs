@@ -6,7 +6,8 @@
 //! Owns: the handlers' state ([`AppState`]), the one `match (method, path)`, the request
 //! limits checked before routing (`414`, `413`), the authentication check on every route
 //! but `/healthz` (and `/metrics` from a loopback peer with
-//! `metrics.public_on_loopback`), recording each answer in the metrics, and mapping every
+//! `metrics.public_on_loopback`), the folder check (`auth.folders`: `403 folder_forbidden`
+//! on a folder's routes, [`AppState::visible_folders`] for `GET /watches`), recording each answer in the metrics, and mapping every
 //! [`RequestError`] to its status in one function.
 //! Does not own: connections, TLS and drain (`server`), the polling exchange (`trigger`),
 //! the URL the client sees (`url`), the credentials themselves (`auth`), or the metrics
@@ -24,6 +25,7 @@ mod wait;
 #[doc(hidden)]
 pub mod fuzzing;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -35,7 +37,7 @@ use http_body_util::{combinators::BoxBody, BodyExt, Full};
 use hyper::header::{HeaderValue, ALLOW, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use hyper::{Method, Request, Response, StatusCode};
 
-use crate::auth::{Auth, Verdict};
+use crate::auth::{Auth, Principal, Verdict};
 use crate::config::Settings;
 use crate::cursor::FirstCursor;
 use crate::folder::Folder;
@@ -75,10 +77,10 @@ pub struct AppState {
     pub(crate) metrics: Arc<Metrics>,
     /// `metrics.public_on_loopback`
     metrics_public_on_loopback: bool,
-    /// The index writer, for the move and delete actions' index changes.
-    writer: WriterHandle,
     /// `[actions]`
     actions: crate::config::ActionSettings,
+    /// `auth.folders`: principal → the folders it may use (not listed: every folder).
+    access: HashMap<String, Vec<String>>,
 }
 
 impl AppState {
@@ -87,9 +89,29 @@ impl AppState {
         self.folders.iter().find(|f| f.name == name).map(|f| &**f)
     }
 
+    /// Whether `who` may use the folder named `name` (`auth.folders`; a principal not
+    /// listed there, and an unnamed one, may use every folder).
+    pub(crate) fn may_use(&self, who: &Principal, name: &str) -> bool {
+        match who.0.as_ref().and_then(|p| self.access.get(p)) {
+            Some(allowed) => allowed.iter().any(|a| a == name),
+            None => true,
+        }
+    }
+
+    /// The folders `who` may use, in configuration order: what `GET /watches` lists (and
+    /// so the designer's folder dropdown).
+    pub(crate) fn visible_folders(&self, who: &Principal) -> Vec<&Folder> {
+        self.folders
+            .iter()
+            .filter(|f| self.may_use(who, &f.name))
+            .map(|f| &**f)
+            .collect()
+    }
+
     /// The state for serving `index` (read through it, first-call cursors reserved through
-    /// `writer`) over the watched directory `root` (absolute), with `settings`' `[server]`
-    /// URL policy and `[trigger]` values, and `auth` (`None`: no authentication).
+    /// `writer`) over the one watched directory `root` (absolute, the folder `default`),
+    /// with `settings`' `[server]` URL policy and `[trigger]` values, and `auth` (`None`:
+    /// no authentication).
     pub fn new(
         settings: &Settings,
         index: &Index,
@@ -98,24 +120,57 @@ impl AppState {
         root: PathBuf,
         auth: Option<Auth>,
     ) -> AppState {
-        AppState {
+        let folder = Arc::new(Folder {
+            name: crate::folder::DEFAULT.to_string(),
+            root,
             reader: index.reader(),
-            folders: vec![Arc::new(Folder {
-                name: crate::folder::DEFAULT.to_string(),
-                root,
-                reader: index.reader(),
-                max_content: settings.trigger.max_content_bytes,
-            })],
-            first_cursor: FirstCursor::new(index.clock(), writer.clone()),
-            writer,
-            actions: settings.actions.clone(),
-            metrics: Arc::new(Metrics::new(health.clone(), index.reader())),
+            max_content: settings.trigger.max_content_bytes,
+            recursive: settings.watch.recursive,
+            health,
+            writer: writer.clone(),
+        });
+        AppState::with_folders(settings, index, writer, vec![folder], auth)
+    }
+
+    /// The state for serving `folders` (at least one; the first one's status is what
+    /// `/metrics` and the progress reports show) from `index`, first-call cursors reserved
+    /// through `writer`; otherwise as [`AppState::new`].
+    pub(crate) fn with_folders(
+        settings: &Settings,
+        index: &Index,
+        writer: WriterHandle,
+        folders: Vec<Arc<Folder>>,
+        auth: Option<Auth>,
+    ) -> AppState {
+        let (reader, health) = match folders.first() {
+            Some(f) => (f.reader.clone(), f.health.clone()),
+            None => (index.reader(), Arc::new(Health::default())),
+        };
+        AppState {
+            first_cursor: FirstCursor::new(index.clock(), writer),
+            metrics: Arc::new(Metrics::for_folders(
+                folders
+                    .iter()
+                    .map(|f| (f.name.clone(), f.health.clone(), f.reader.clone()))
+                    .collect(),
+            )),
             metrics_public_on_loopback: settings.metrics.public_on_loopback,
+            reader,
+            folders,
             health,
             urls: UrlPolicy::new(settings),
             retry_after: settings.trigger.retry_after_s,
             batch_max_bytes: settings.trigger.batch_max_bytes,
             auth: Swap::new(auth),
+            access: settings.auth.folders.clone(),
+            actions: settings.actions.clone(),
+        }
+    }
+
+    /// Returns once every folder's start-up scan is done.
+    pub(crate) async fn wait_ready(&self) {
+        for f in &self.folders {
+            f.health.wait_ready().await;
         }
     }
 }
@@ -171,45 +226,90 @@ async fn route<B>(
         .get(CONTENT_LENGTH)
         .is_some_and(|v| v.as_bytes() != b"0")
         || req.headers().contains_key(hyper::header::TRANSFER_ENCODING);
-    if !is_public(state, peer, path) {
-        if let Some(denied) = authenticate(state, peer, req).await {
-            return denied;
+    let who = if is_public(state, peer, path) {
+        Principal::default()
+    } else {
+        match authenticate(state, peer, req).await {
+            Ok(who) => who,
+            Err(denied) => return denied,
         }
-    }
+    };
     if let Some(rest) = path.strip_prefix("/watches/") {
         let (name, op) = rest.split_once('/').unwrap_or((rest, ""));
-        let Some(folder) = state.folder(name) else {
-            return error(
-                StatusCode::NOT_FOUND,
-                "unknown_folder",
-                &format!("no watched folder is named {name:?}; GET /watches lists them"),
-            );
+        let folder = match usable_folder(state, &who, name) {
+            Ok(folder) => folder,
+            Err(refused) => return *refused,
         };
         return folder_route(state, folder, peer, secure, req, op, has_body).await;
     }
     match (method, path) {
-        (&Method::GET, "/trigger" | "/healthz" | "/metrics") if has_body => error(
+        (&Method::GET, "/trigger" | "/healthz" | "/metrics" | "/watches") if has_body => error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_not_accepted",
             "a GET here takes no request body",
         ),
-        (&Method::GET, "/trigger") => match state.folder(crate::folder::DEFAULT) {
-            Some(folder) => trigger::poll(state, folder, peer, secure, req).await,
-            None => error(
-                StatusCode::NOT_FOUND,
-                "unknown_folder",
-                "no [watch] folder is configured; GET /watches lists the folders",
-            ),
+        (&Method::GET, "/trigger") => match usable_folder(state, &who, crate::folder::DEFAULT) {
+            Ok(folder) => trigger::poll(state, folder, peer, secure, req).await,
+            Err(refused) => *refused,
         },
+        (&Method::GET, "/watches") => list_folders(state, &who),
         (&Method::GET, "/healthz") => health::healthz(state),
         (&Method::GET, "/metrics") => metrics::metrics(state).await,
-        (_, "/trigger" | "/healthz" | "/metrics") => not_allowed(method, "GET"),
+        (_, "/trigger" | "/healthz" | "/metrics" | "/watches") => not_allowed(method, "GET"),
         _ => error(
             StatusCode::NOT_FOUND,
             "not_found",
             &format!("no such endpoint: {path}; the trigger is GET /trigger"),
         ),
     }
+}
+
+/// The folder check, the one place for every folder route (`/watches/NAME/...` and
+/// `/trigger`): `404 unknown_folder` for a name no folder has, `403 folder_forbidden` when
+/// `who` may not use it (`auth.folders`).
+fn usable_folder<'s>(
+    state: &'s AppState,
+    who: &Principal,
+    name: &str,
+) -> Result<&'s Folder, Box<Response<Body>>> {
+    let Some(folder) = state.folder(name) else {
+        let message = if name == crate::folder::DEFAULT {
+            "no [watch] folder is configured (watch.dir is \"\"); GET /watches lists the folders"
+                .to_string()
+        } else {
+            format!("no watched folder is named {name:?}; GET /watches lists them")
+        };
+        return Err(Box::new(error(
+            StatusCode::NOT_FOUND,
+            "unknown_folder",
+            &message,
+        )));
+    };
+    if !state.may_use(who, name) {
+        tracing::debug!(folder = name, principal = ?who.0, "folder not allowed");
+        return Err(Box::new(error(
+            StatusCode::FORBIDDEN,
+            "folder_forbidden",
+            &format!(
+                "these credentials may not use the folder {name:?} (auth.folders); GET /watches lists the folders they may use"
+            ),
+        )));
+    }
+    Ok(folder)
+}
+
+/// `GET /watches` (ListFolders): `{"value":[{"name","recursive"}...]}`, only the folders
+/// `who` may use.
+fn list_folders(state: &AppState, who: &Principal) -> Response<Body> {
+    let value: Vec<serde_json::Value> = state
+        .visible_folders(who)
+        .into_iter()
+        .map(Folder::listing)
+        .collect();
+    json(
+        StatusCode::OK,
+        serde_json::json!({ "value": value }).to_string(),
+    )
 }
 
 /// The routes of one folder: `/watches/NAME/OP`.
@@ -273,15 +373,16 @@ fn not_allowed(method: &Method, allow: &'static str) -> Response<Body> {
     r
 }
 
-/// `None` when the request may proceed; otherwise the `401` to send.
+/// Who sent the request when it may proceed (no authentication configured: an unnamed
+/// principal); otherwise the `401` to send.
 async fn authenticate<B>(
     state: &AppState,
     peer: SocketAddr,
     req: &Request<B>,
-) -> Option<Response<Body>> {
+) -> Result<Principal, Response<Body>> {
     let auth = state.auth.get();
     let Some(methods) = auth.as_ref() else {
-        return None;
+        return Ok(Principal::default());
     };
     // Only a Basic check runs bcrypt (milliseconds): that one goes off the async workers;
     // an API key or no credentials at all is checked in place.
@@ -292,7 +393,9 @@ async fn authenticate<B>(
             checker
                 .as_ref()
                 .as_ref()
-                .map_or(Verdict::Allowed, |a| a.check(&headers))
+                .map_or(Verdict::Allowed(Principal::default()), |a| {
+                    a.check(&headers)
+                })
         })
         .await
         .unwrap_or(Verdict::Denied)
@@ -300,7 +403,7 @@ async fn authenticate<B>(
         methods.check(req.headers())
     };
     let message = match verdict {
-        Verdict::Allowed => return None,
+        Verdict::Allowed(who) => return Ok(who),
         Verdict::Missing => "authentication required",
         Verdict::Denied => {
             tracing::warn!(%peer, path = %req.uri().path(), "authentication failed");
@@ -316,7 +419,7 @@ async fn authenticate<B>(
     if let Ok(v) = HeaderValue::from_str(&challenge) {
         r.headers_mut().insert(hyper::header::WWW_AUTHENTICATE, v);
     }
-    Some(r)
+    Err(r)
 }
 
 /// Why a request is answered with an error. One place maps each to its status.
