@@ -186,8 +186,15 @@ pub async fn handle<B>(
     let began = Instant::now();
     let resp = route(state, peer, secure, &req).await;
     let status = resp.status().as_u16();
+    let path = req.uri().path();
+    // Only a 200 of a trigger is counted by folder, and only a known folder answers 200.
+    let folder = path
+        .strip_prefix("/watches/")
+        .and_then(|rest| rest.split_once('/'))
+        .map_or(crate::folder::DEFAULT, |(name, _)| name);
     state.metrics.answered(
-        Route::of(req.uri().path()),
+        Route::of(path),
+        folder,
         status,
         began.elapsed(),
         resp.body().size_hint().exact(),
