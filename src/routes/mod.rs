@@ -1,6 +1,6 @@
 //! What a request gets: routing, authentication, and JSON errors, with one module per
 //! route family (`trigger` for `/trigger`, `health` for `/healthz`, `metrics` for
-//! `/metrics`).
+//! `/metrics`, `openapi` for `/openapi.json`).
 //!
 //! Owns: the handlers' state ([`AppState`]), the one `match (method, path)`, the request
 //! limits checked before routing (`414`, `413`), the authentication check on every route
@@ -13,6 +13,7 @@
 
 mod health;
 mod metrics;
+mod openapi;
 mod trigger;
 mod url;
 
@@ -69,6 +70,8 @@ pub struct AppState {
     pub(crate) metrics: Arc<Metrics>,
     /// `metrics.public_on_loopback`
     metrics_public_on_loopback: bool,
+    /// What `GET /openapi.json` describes.
+    openapi: crate::openapi::Spec,
 }
 
 impl AppState {
@@ -99,6 +102,7 @@ impl AppState {
             first_cursor: FirstCursor::new(index.clock(), writer),
             metrics: Arc::new(Metrics::new(health.clone(), index.reader())),
             metrics_public_on_loopback: settings.metrics.public_on_loopback,
+            openapi: crate::openapi::Spec::new(settings),
             health,
             urls: UrlPolicy::new(settings),
             retry_after: settings.trigger.retry_after_s,
@@ -175,11 +179,13 @@ async fn route<B>(
         return folder_route(state, folder, peer, secure, req, op, has_body).await;
     }
     match (method, path) {
-        (&Method::GET, "/trigger" | "/healthz" | "/metrics") if has_body => error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_not_accepted",
-            "a GET here takes no request body",
-        ),
+        (&Method::GET, "/trigger" | "/healthz" | "/metrics" | "/openapi.json") if has_body => {
+            error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_not_accepted",
+                "a GET here takes no request body",
+            )
+        }
         (&Method::GET, "/trigger") => match state.folder(crate::folder::DEFAULT) {
             Some(folder) => trigger::poll(state, folder, peer, secure, req).await,
             None => error(
@@ -190,7 +196,8 @@ async fn route<B>(
         },
         (&Method::GET, "/healthz") => health::healthz(state),
         (&Method::GET, "/metrics") => metrics::metrics(state).await,
-        (_, "/trigger" | "/healthz" | "/metrics") => not_allowed(method, "GET"),
+        (&Method::GET, "/openapi.json") => openapi::definition(state, peer, secure, req),
+        (_, "/trigger" | "/healthz" | "/metrics" | "/openapi.json") => not_allowed(method, "GET"),
         _ => error(
             StatusCode::NOT_FOUND,
             "not_found",
