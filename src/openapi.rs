@@ -305,7 +305,7 @@ impl Spec {
                     "headers": poll_headers(),
                 },
                 "202": {"description": "No new file yet: call Location after Retry-After seconds.", "headers": poll_headers()},
-            })), if named { &[400, 403, 404, 503] } else { &[400, 404, 503] }),
+            })), &[400, 403, 404, 503]),
         });
         if !named {
             if let Some(o) = op.as_object_mut() {
@@ -595,7 +595,7 @@ impl Spec {
             "parameters": [],
             "responses": self.responses(obj(json!({
                 "200": {"description": "The Swagger 2.0 document.", "schema": {"type": "object"}}
-            })), &[]),
+            })), &[400]),
         })
     }
 }
@@ -810,6 +810,22 @@ mod tests {
                 assert!(op["responses"]["200"].is_object(), "{id}");
                 if method == "get" {
                     assert!(op.get("consumes").is_none(), "{id}");
+                }
+                for p in op["parameters"].as_array().unwrap() {
+                    let p = match p["$ref"].as_str() {
+                        Some(r) => &d["parameters"][r.rsplit('/').next().unwrap()],
+                        None => p,
+                    };
+                    let name = p["name"].as_str().unwrap();
+                    assert!(p["x-ms-summary"].is_string(), "{id} {name}");
+                    assert!(p["description"].is_string(), "{id} {name}");
+                    if p["in"] == "path" {
+                        assert_eq!(p["required"], true, "{id} {name}");
+                        assert!(path.contains(&format!("{{{name}}}")), "{id} {name}");
+                    }
+                    if p["x-ms-visibility"] == "internal" && p["required"] == true {
+                        assert!(!p["default"].is_null(), "{id} {name}: internal, required");
+                    }
                 }
                 ids.push(id.to_string());
             }
