@@ -155,6 +155,52 @@ fn the_committed_connector_definition_is_what_the_binary_generates() {
 }
 
 #[test]
+fn openapi_takes_the_host_from_url_then_public_url_then_listen() {
+    let run = |args: &[&str], env: &[(&str, &str)]| -> Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_filetrigger"))
+            .arg("openapi")
+            .args(args)
+            .current_dir(std::env::temp_dir())
+            .env_clear()
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let d = run(&["--url", "https://files.example/ft/"], &[]);
+    assert_eq!(
+        (d["host"].as_str(), d["basePath"].as_str()),
+        (Some("files.example"), Some("/ft"))
+    );
+    assert_eq!(d["schemes"], serde_json::json!(["https"]));
+    let public = [("FILETRIGGER__SERVER__PUBLIC_URL", "http://gw.example:81")];
+    let d = run(&[], &public);
+    assert_eq!(
+        (d["host"].as_str(), d["basePath"].as_str()),
+        (Some("gw.example:81"), Some("/"))
+    );
+    let d = run(&[], &[("FILETRIGGER__SERVER__LISTEN", "127.0.0.1:9123")]);
+    assert_eq!(d["host"], "127.0.0.1:9123");
+    assert_eq!(d["security"], serde_json::json!([]));
+    // An API key alone: its header, no Basic.
+    let d = run(
+        &[],
+        &[
+            ("FILETRIGGER__AUTH__API_KEY_FILE", "/etc/filetrigger/keys"),
+            ("FILETRIGGER__AUTH__API_KEY_HEADER", "X-Token"),
+        ],
+    );
+    assert_eq!(d["security"], serde_json::json!([{"api_key": []}]));
+    assert_eq!(d["securityDefinitions"]["api_key"]["name"], "X-Token");
+    assert!(d["securityDefinitions"]["basic_auth"].is_null());
+}
+
+#[test]
 fn the_served_document_follows_the_configuration_and_validates_as_swagger_2() {
     let (site, d) = secured();
     // Behind the same authentication as every route.
@@ -233,7 +279,21 @@ fn schemathesis_runs_every_operation_without_server_errors_or_undocumented_answe
         return;
     };
     let (site, d) = secured();
-    let doc = served(&d);
+    let mut doc = served(&d);
+    // Realistic values for the examples phase (the test's copy only: the served document
+    // cannot know the files), so it reaches a real file besides the fuzzed 404s.
+    let first = get_auth(&format!(
+        "{}/trigger?triggerState=2000-01-01T00:00:00Z&content=none",
+        d.base()
+    ));
+    assert_eq!(first.status, 200);
+    let first = first.json();
+    for (name, value) in [
+        ("path", first["path"].clone()),
+        ("version", first["indexedAt"].clone()),
+    ] {
+        doc["parameters"][name]["x-example"] = value;
+    }
     let schema = site.tmp.path().join("openapi.json");
     std::fs::write(&schema, serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
     let hooks = site.tmp.path().join("ft_hooks.py");
