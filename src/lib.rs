@@ -18,7 +18,7 @@ pub mod index;
 pub mod logging;
 pub(crate) mod metrics;
 pub(crate) mod offer;
-pub mod openapi;
+pub(crate) mod openapi;
 pub(crate) mod progress;
 pub mod routes;
 pub mod scan;
