@@ -21,11 +21,10 @@ use crate::hooks::{Hooks, Mode, SubscribeRequest, WaitRequest};
 
 /// A request body larger than this is refused.
 const MAX_BODY: usize = 64 * 1024;
-/// `maxFileCount`: its range and default (as the batch trigger's).
-const MAX_FILE_COUNT: u64 = 100;
-const DEFAULT_FILE_COUNT: u64 = 10;
-/// A webhook wait's `timeout` when none is given (seconds).
-const DEFAULT_TIMEOUT_S: u64 = 3600;
+/// `maxFileCount`'s range and default, and the wait's default `timeout`: the polling
+/// operations'.
+use super::read::{DEFAULT_FILE_COUNT, MAX_FILE_COUNT};
+use super::wait::DEFAULT_TIMEOUT_S;
 
 fn bad(code: &'static str, message: String) -> RequestError {
     RequestError::BadParam { code, message }
@@ -200,8 +199,13 @@ where
         Some("batch") => Mode::Batch,
         Some(_) => return Err(bad("bad_mode", "mode must be single or batch".into())),
     };
-    let max = number(&m, "maxFileCount", MAX_FILE_COUNT, "bad_max_file_count")?
-        .unwrap_or(DEFAULT_FILE_COUNT);
+    let max = number(
+        &m,
+        "maxFileCount",
+        MAX_FILE_COUNT as u64,
+        "bad_max_file_count",
+    )?
+    .unwrap_or(DEFAULT_FILE_COUNT as u64);
     let inline = content(&m)?;
     let glob = glob(&m, false)?;
     let callback = callback(hooks, &m).await?;
