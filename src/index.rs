@@ -34,6 +34,9 @@
 //! gains the new ones, with no schema change). `meta`, the stamp clock and the writer are
 //! shared: stamps are unique and increasing across folders, and each write operation
 //! carries its folder (a [`WriterHandle`] is one folder's).
+//!
+//! The index file is kept `0600` and `state.dir` `0700` when they are this user's: the
+//! webhook records hold secrets.
 
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
@@ -367,6 +370,26 @@ fn open_db(path: &Path) -> Result<Database, IndexError> {
                 source,
             },
         })
+}
+
+/// Takes the group's and others' access away from `path` (to `mode`) when it has any and
+/// belongs to this process's user; a failure is logged, not fatal.
+fn keep_private(path: &Path, mode: u32) {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let Ok(meta) = std::fs::metadata(path) else {
+        return;
+    };
+    if meta.mode() & 0o077 == 0 || meta.uid() != rustix::process::geteuid().as_raw() {
+        return;
+    }
+    match std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)) {
+        Ok(()) => {
+            tracing::info!(path = %path.display(), mode = format!("{mode:o}"), "made readable by the service user only")
+        }
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "cannot restrict the permissions")
+        }
+    }
 }
 
 /// Looks at `state_dir/index.redb` without changing a byte (`filetrigger check`): opens
@@ -726,6 +749,9 @@ impl Index {
         );
         let path = state_dir.join("index.redb");
         let db = open_db(&path)?;
+        // The index holds webhook callback URLs, whose signatures are secrets.
+        keep_private(state_dir, 0o700);
+        keep_private(&path, 0o600);
         let txn = db.begin_write().ctx("open")?;
         let (floor, reserved, files, last) = {
             let mut meta = txn.open_table(META).ctx("open meta")?;

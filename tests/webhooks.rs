@@ -570,6 +570,11 @@ fn refused_callbacks_say_why_and_the_sig_never_shows() {
     }
     assert_eq!(list.json()["value"][0]["host"], "127.0.0.1");
     assert!(!d2.log().contains(SIG), "the log shows the sig");
+    // The index holds the callback URL: readable by the service user only.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&site.state.join("index.redb")), 0o600);
+    assert_eq!(mode(&site.state), 0o700);
 }
 
 #[test]
