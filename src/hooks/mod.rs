@@ -143,7 +143,9 @@ struct Shared {
 /// The webhook subscriptions and waits of the daemon.
 pub(crate) struct Hooks {
     shared: Arc<Shared>,
-    subs: tokio::sync::Mutex<HashMap<String, Sub>>,
+    subs: Mutex<HashMap<String, Sub>>,
+    /// Held by a subscribe or unsubscribe across its awaits.
+    ops: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Hooks {
@@ -295,13 +297,14 @@ impl Hooks {
         });
         let hooks = Arc::new(Hooks {
             shared: shared.clone(),
-            subs: tokio::sync::Mutex::new(HashMap::new()),
+            subs: Mutex::new(HashMap::new()),
+            ops: tokio::sync::Mutex::new(()),
         });
         let reader = shared.records.clone();
         let records = tokio::task::spawn_blocking(move || reader.records(Registry::Subscriptions))
             .await
             .map_err(|_| IndexError::Unavailable)??;
-        let mut subs = hooks.subs.lock().await;
+        let mut restored = Vec::new();
         for (id, bytes) in records {
             let Ok(record) = serde_json::from_slice::<SubRecord>(&bytes) else {
                 tracing::warn!(subscription = %id, "unreadable subscription record; ignored");
@@ -342,18 +345,24 @@ impl Hooks {
             }));
             let run = (!record.paused).then(|| spawn_sub(&shared, &folder, &id, &record, &status));
             tracing::info!(subscription = %id, folder = %record.folder, paused = record.paused, "subscription restored");
-            subs.insert(
+            restored.push((
                 id,
                 Sub {
                     record,
                     status,
                     run,
                 },
-            );
+            ));
         }
-        drop(subs);
+        hooks.subs().extend(restored);
         wait::restore(&hooks).await?;
         Ok(hooks)
+    }
+
+    fn subs(&self) -> std::sync::MutexGuard<'_, HashMap<String, Sub>> {
+        self.subs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Stops every task (an in-flight call is abandoned: its file comes again after the
@@ -390,22 +399,30 @@ impl Hooks {
             return Err(IndexError::Unavailable);
         };
         let url = req.callback.secret_text();
-        let mut subs = self.subs.lock().await;
-        let existing = subs
-            .iter()
-            .find(|(_, s)| s.record.folder == folder.name && s.record.callback_url == url)
-            .map(|(id, _)| id.clone());
-        let (id, position, created) = match existing
-            .and_then(|id| subs.remove(&id).map(|s| (id, s)))
-        {
-            Some((id, mut old)) => {
-                if let Some((token, join)) = old.run.take() {
+        // One subscribe or unsubscribe at a time; the map itself is locked only briefly.
+        let _one = self.ops.lock().await;
+        let existing = {
+            let mut subs = self.subs();
+            subs.iter_mut()
+                .find(|(_, s)| s.record.folder == folder.name && s.record.callback_url == url)
+                .map(|(id, s)| {
+                    (
+                        id.clone(),
+                        s.run.take(),
+                        s.status.clone(),
+                        s.record.created.clone(),
+                    )
+                })
+        };
+        let (id, position, created) = match existing {
+            Some((id, run, status, created)) => {
+                if let Some((token, join)) = run {
                     token.cancel();
                     let _ = join.await;
                 }
-                let pos = lock(&old.status).position;
+                let pos = lock(&status).position;
                 tracing::info!(subscription = %id, callback = %req.callback, "subscribed again: settings updated, position kept");
-                (id, pos, old.record.created)
+                (id, pos, created)
             }
             None => {
                 let id = new_id();
@@ -445,7 +462,7 @@ impl Hooks {
             run,
         };
         let view = view(&id, &sub, None);
-        subs.insert(id.clone(), sub);
+        self.subs().insert(id.clone(), sub);
         Ok((id, view))
     }
 
@@ -455,14 +472,15 @@ impl Hooks {
     /// # Errors
     /// The index cannot be written.
     pub(crate) async fn unsubscribe(&self, folder: &Folder, id: &str) -> Result<bool, IndexError> {
-        let mut subs = self.subs.lock().await;
-        if subs.get(id).is_none_or(|s| s.record.folder != folder.name) {
-            return Ok(false);
-        }
-        let Some(mut sub) = subs.remove(id) else {
-            return Ok(false);
+        let _one = self.ops.lock().await;
+        let run = {
+            let mut subs = self.subs();
+            match subs.get_mut(id) {
+                Some(s) if s.record.folder == folder.name => s.run.take(),
+                _ => return Ok(false),
+            }
         };
-        if let Some((token, join)) = sub.run.take() {
+        if let Some((token, join)) = run {
             token.cancel();
             let _ = join.await;
         }
@@ -475,11 +493,13 @@ impl Hooks {
             .writer
             .apply(WriteOp::Unack(ack_key(id, true)))
             .await?;
+        self.subs().remove(id);
         tracing::info!(subscription = %id, folder = %folder.name, "unsubscribed");
         Ok(true)
     }
 
-    /// The subscriptions of `folder` (only `id`'s when given), as the API shows them.
+    /// The subscriptions of `folder` (only `id`'s when given), oldest first, as the API
+    /// shows them.
     ///
     /// # Errors
     /// The index cannot be read (for `lag`).
@@ -488,42 +508,37 @@ impl Hooks {
         folder: &Folder,
         only: Option<&str>,
     ) -> Result<Vec<serde_json::Value>, IndexError> {
-        let subs = self.subs.lock().await;
-        let mine: Vec<(String, Stamp)> = subs
+        let mut mine: Vec<(String, String, Stamp)> = self
+            .subs()
             .iter()
             .filter(|(id, s)| {
                 s.record.folder == folder.name && only.is_none_or(|o| o == id.as_str())
             })
-            .map(|(id, s)| (id.clone(), lock(&s.status).position))
+            .map(|(id, s)| {
+                (
+                    s.record.created.clone(),
+                    id.clone(),
+                    lock(&s.status).position,
+                )
+            })
             .collect();
+        mine.sort();
         let reader = folder.reader.clone();
+        let positions: Vec<Stamp> = mine.iter().map(|(_, _, p)| *p).collect();
         let lags = tokio::task::spawn_blocking(move || -> Result<Vec<u64>, IndexError> {
             let snap = reader.snapshot()?;
-            mine.iter()
-                .map(|(_, p)| snap.count_after(*p, LAG_CAP))
+            positions
+                .iter()
+                .map(|p| snap.count_after(*p, LAG_CAP))
                 .collect()
         })
         .await
         .map_err(|_| IndexError::Unavailable)??;
-        let mut ids: Vec<&String> = subs
+        let subs = self.subs();
+        Ok(mine
             .iter()
-            .filter(|(id, s)| {
-                s.record.folder == folder.name && only.is_none_or(|o| o == id.as_str())
-            })
-            .map(|(id, _)| id)
-            .collect();
-        ids.sort_by_key(|id| subs.get(*id).map(|s| s.record.created.clone()));
-        let by_id: HashMap<String, u64> = subs
-            .iter()
-            .filter(|(id, s)| {
-                s.record.folder == folder.name && only.is_none_or(|o| o == id.as_str())
-            })
-            .map(|(id, _)| id.clone())
             .zip(lags)
-            .collect();
-        Ok(ids
-            .into_iter()
-            .filter_map(|id| subs.get(id).map(|s| view(id, s, by_id.get(id).copied())))
+            .filter_map(|((_, id, _), lag)| subs.get(id).map(|s| view(id, s, Some(lag))))
             .collect())
     }
 
@@ -533,13 +548,11 @@ impl Hooks {
             waits: self.shared.waits.len(),
             ..Default::default()
         };
-        if let Ok(subs) = self.subs.try_lock() {
-            for s in subs.values() {
-                match lock(&s.status).state {
-                    State::Active => c.active += 1,
-                    State::Retrying => c.retrying += 1,
-                    State::Paused => c.paused += 1,
-                }
+        for s in self.subs().values() {
+            match lock(&s.status).state {
+                State::Active => c.active += 1,
+                State::Retrying => c.retrying += 1,
+                State::Paused => c.paused += 1,
             }
         }
         c
