@@ -85,6 +85,10 @@ pub enum Route {
     Wait,
     /// `/watches/NAME/move`
     Move,
+    /// `/watches/NAME/subscriptions` and `/watches/NAME/subscriptions/ID`
+    Subscriptions,
+    /// `/watches/NAME/waits` and `/watches/NAME/waits/ID`
+    Waits,
     /// `/watches` and any other folder route
     Watches,
     /// `/openapi.json`
@@ -110,6 +114,10 @@ impl Route {
                 "content" => Route::Content,
                 "wait" => Route::Wait,
                 "move" => Route::Move,
+                op if op == "subscriptions" || op.starts_with("subscriptions/") => {
+                    Route::Subscriptions
+                }
+                op if op == "waits" || op.starts_with("waits/") => Route::Waits,
                 _ => Route::Watches,
             };
         }
@@ -132,6 +140,8 @@ impl Route {
             Route::Content => "content",
             Route::Wait => "wait",
             Route::Move => "move",
+            Route::Subscriptions => "subscriptions",
+            Route::Waits => "waits",
             Route::Watches => "watches",
             Route::OpenApi => "openapi",
             Route::Healthz => "healthz",
@@ -605,6 +615,22 @@ mod tests {
             "# TYPE filetrigger_index_commit_duration_seconds histogram",
         ] {
             assert!(text.lines().any(|l| l == line), "no `{line}` in\n{text}");
+        }
+    }
+
+    #[test]
+    fn webhook_routes_are_labelled_by_operation_never_by_id() {
+        for (path, want) in [
+            ("/watches/default/subscriptions", "subscriptions"),
+            (
+                "/watches/docs/subscriptions/3f9c2a7d41e08b65",
+                "subscriptions",
+            ),
+            ("/watches/default/waits", "waits"),
+            ("/watches/default/waits/9a1e", "waits"),
+            ("/watches/default/subscriptionsX", "watches"),
+        ] {
+            assert_eq!(Route::of(path).as_str(), want, "{path}");
         }
     }
 }
