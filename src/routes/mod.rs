@@ -92,6 +92,7 @@ impl AppState {
             reader: index.reader(),
             folders: vec![Arc::new(Folder {
                 name: crate::folder::DEFAULT.to_string(),
+                local: crate::confine::is_local_fs(&root),
                 root,
                 reader: index.reader(),
                 max_content: settings.trigger.max_content_bytes,
