@@ -135,6 +135,7 @@ pub async fn start(
         tracing::info!(folder = %f.name, dir = %root.display(), recursive = f.watch.recursive, "watching");
         let folder = Arc::new(folder::Folder {
             name: f.name.clone(),
+            local: confine::is_local_fs(&root),
             root: root.clone(),
             reader: reader.clone(),
             max_content: f.max_content_bytes,

@@ -125,6 +125,7 @@ impl AppState {
     ) -> AppState {
         let folder = Arc::new(Folder {
             name: crate::folder::DEFAULT.to_string(),
+            local: crate::confine::is_local_fs(&root),
             root,
             reader: index.reader(),
             max_content: settings.trigger.max_content_bytes,

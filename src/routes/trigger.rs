@@ -2,7 +2,10 @@
 //!
 //! Owns: the query of a poll (`triggerState` found and parsed, every other parameter kept
 //! as sent), the three answers (`202` with a new first-call cursor, `200` with the next
-//! file, `202` with the cursor unchanged) and their `Location` and `Retry-After`.
+//! file, `202` with the cursor unchanged) and their `Location` and `Retry-After`; where a
+//! poll's lookup runs: on its async worker when the folder is on a local file system and
+//! what it needs is in the kernel's caches (`offer::try_next_after`), else on tokio's
+//! blocking pool, so a slow disk holds only the polls that read from it.
 //! Does not own: the answer with `content=none` (`read`, which also checks the
 //! parameter), the first-call cursor's durability (`cursor`), finding the next file and
 //! its body (`offer`), the base URL and `Location` encoding (`url`), the cursor's text
@@ -144,27 +147,38 @@ async fn try_poll<B>(
     if !folder.reader.maybe_after(cursor) {
         return unchanged();
     }
-    let reader = folder.reader.clone();
-    let root = folder.root.clone();
-    let max = folder.max_content;
-    let found =
-        tokio::task::spawn_blocking(move || offer::next_after(&reader, &root, cursor, max)).await;
+    let found = if folder.local {
+        offer::try_next_after(&folder.reader, &folder.root, cursor, folder.max_content)
+    } else {
+        Ok(offer::Attempt::WouldWait)
+    };
+    let found = match found {
+        Ok(offer::Attempt::Done(found)) => Ok(found),
+        Ok(offer::Attempt::WouldWait) => {
+            let reader = folder.reader.clone();
+            let root = folder.root.clone();
+            let max = folder.max_content;
+            tokio::task::spawn_blocking(move || offer::next_after(&reader, &root, cursor, max))
+                .await
+                .map_err(|e| {
+                    tracing::error!(error = %e, "poll task failed");
+                    RequestError::Unavailable("internal error")
+                })?
+        }
+        Err(e) => Err(e),
+    };
     match found {
-        Ok(Ok(None)) => unchanged(),
-        Ok(Ok(Some(offer))) => {
+        Ok(None) => unchanged(),
+        Ok(Some(offer)) => {
             let loc = poll.moved_to(offer.stamp)?;
             let retry = if offer.more { 0 } else { state.retry_after };
             Ok(ok(offer, loc, retry))
         }
-        Ok(Err(e)) => {
+        Err(e) => {
             tracing::error!(error = %e, "index read failed");
             Err(RequestError::Unavailable(
                 "the index cannot be read right now",
             ))
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "poll task failed");
-            Err(RequestError::Unavailable("internal error"))
         }
     }
 }
