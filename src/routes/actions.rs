@@ -105,6 +105,7 @@ pub(super) fn bad(name: &'static str, message: String) -> RequestError {
         "content" => "bad_content",
         "since" => "bad_since",
         "deadline" => "bad_deadline",
+        "consumer" => "bad_consumer",
         _ => "bad_parameter",
     };
     RequestError::BadParam { code, message }
