@@ -1135,7 +1135,6 @@ impl IndexReader {
 
     /// Woken after a commit that advanced (or forgot) an ack of this folder: the
     /// clean-up after delivery may have work.
-    #[allow(dead_code)] // used by the clean-up after delivery, next
     pub(crate) fn acked(&self) -> &tokio::sync::Notify {
         &self.folder.acked
     }

@@ -30,11 +30,7 @@ pub(crate) fn key(name: &str) -> String {
 
 /// Checks a consumer name: 1 to 64 of `A-Z a-z 0-9 . _ -`.
 pub(super) fn check_name(name: &str) -> Result<(), RequestError> {
-    let ok = (1..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if ok {
+    if crate::config::valid_consumer_name(name) {
         Ok(())
     } else {
         Err(RequestError::BadParam {

@@ -26,6 +26,8 @@ mod wait;
 #[doc(hidden)]
 pub mod fuzzing;
 
+pub(crate) use consumers::key as consumer_key;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
