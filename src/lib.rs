@@ -20,6 +20,7 @@ pub mod index;
 pub mod logging;
 pub(crate) mod metrics;
 pub(crate) mod offer;
+pub(crate) mod openapi;
 pub(crate) mod progress;
 pub mod routes;
 pub mod scan;

@@ -12,9 +12,11 @@
 //!
 //! Per consumer and per subscription metrics (lag, deliveries, failures) wait for named
 //! consumers and webhooks (issue 12). `files_indexed` and `files_pending` carry each
-//! watched folder's name in their `folder` label; `files_offered` counts `/trigger` (the
-//! folder [`FOLDER`]); the watcher's mode and the scans are the first folder's, `healthy`
-//! is every folder's.
+//! watched folder's name in their `folder` label; `files_offered` counts the single
+//! trigger's `200`s by folder (`/trigger` is the folder `default`; a batch's files are not
+//! counted); requests are labelled by operation (`trigger`, `batch`, `content`, ...), never
+//! by folder name; the watcher's mode and the scans are the first folder's, `healthy` is
+//! every folder's.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,7 +37,8 @@ use crate::schedule::ScanKind;
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
 /// The `folder` label of `/trigger`'s folder (`[watch]`).
-pub const FOLDER: &str = "default";
+#[cfg(test)]
+const FOLDER: &str = crate::folder::DEFAULT;
 
 /// Buckets (seconds) of the request and commit latency histograms: 100 µs to 10 s.
 const LATENCY_BUCKETS: [f64; 14] = [
@@ -68,8 +71,24 @@ impl Seconds {
 /// The route family a request went to, as the `route` label shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
-    /// `/trigger`
+    /// `/trigger` and `/watches/NAME/trigger`
     Trigger,
+    /// `/watches/NAME/batch`
+    Batch,
+    /// `/watches/NAME/files` (list, delete)
+    Files,
+    /// `/watches/NAME/properties`
+    Properties,
+    /// `/watches/NAME/content`
+    Content,
+    /// `/watches/NAME/wait`
+    Wait,
+    /// `/watches/NAME/move`
+    Move,
+    /// `/watches` and any other folder route
+    Watches,
+    /// `/openapi.json`
+    OpenApi,
     /// `/healthz`
     Healthz,
     /// `/metrics`
@@ -79,10 +98,25 @@ pub enum Route {
 }
 
 impl Route {
-    /// The route of a request path.
+    /// The route of a request path. A folder's routes are labelled by operation, never by
+    /// the folder's name, so the label set stays bounded.
     pub fn of(path: &str) -> Route {
+        if let Some(rest) = path.strip_prefix("/watches/") {
+            return match rest.split_once('/').map_or("", |(_, op)| op) {
+                "trigger" => Route::Trigger,
+                "batch" => Route::Batch,
+                "files" => Route::Files,
+                "properties" => Route::Properties,
+                "content" => Route::Content,
+                "wait" => Route::Wait,
+                "move" => Route::Move,
+                _ => Route::Watches,
+            };
+        }
         match path {
             "/trigger" => Route::Trigger,
+            "/watches" => Route::Watches,
+            "/openapi.json" => Route::OpenApi,
             "/healthz" => Route::Healthz,
             "/metrics" => Route::Metrics,
             _ => Route::Other,
@@ -92,6 +126,14 @@ impl Route {
     fn as_str(self) -> &'static str {
         match self {
             Route::Trigger => "trigger",
+            Route::Batch => "batch",
+            Route::Files => "files",
+            Route::Properties => "properties",
+            Route::Content => "content",
+            Route::Wait => "wait",
+            Route::Move => "move",
+            Route::Watches => "watches",
+            Route::OpenApi => "openapi",
             Route::Healthz => "healthz",
             Route::Metrics => "metrics",
             Route::Other => "other",
@@ -112,7 +154,7 @@ struct RouteLabels {
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FolderLabels {
-    folder: &'static str,
+    folder: String,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -214,7 +256,11 @@ impl Metrics {
             "Files offered to a poller (200 answers of GET /trigger), by folder.",
             offered.clone(),
         );
-        let _ = offered.get_or_create(&FolderLabels { folder: FOLDER });
+        for (name, _, _) in &folders {
+            let _ = offered.get_or_create(&FolderLabels {
+                folder: name.clone(),
+            });
+        }
         let overflows = Family::<SourceLabels, Counter>::default();
         registry.register(
             "watch_overflows",
@@ -270,7 +316,14 @@ impl Metrics {
 
     /// Records an answered request: its route, status, time to the response head and body
     /// length (when known).
-    pub fn answered(&self, route: Route, status: u16, took: Duration, body: Option<u64>) {
+    pub fn answered(
+        &self,
+        route: Route,
+        folder: &str,
+        status: u16,
+        took: Duration,
+        body: Option<u64>,
+    ) {
         let labels = RequestLabels {
             route: route.as_str(),
             status,
@@ -287,7 +340,9 @@ impl Metrics {
             self.poll_seconds.observe(took);
             if status == 200 {
                 self.offered
-                    .get_or_create(&FolderLabels { folder: FOLDER })
+                    .get_or_create(&FolderLabels {
+                        folder: folder.to_string(),
+                    })
                     .inc();
             }
         }
@@ -515,8 +570,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let index = Index::open(dir.path(), Arc::new(SystemClock)).unwrap();
         let m = Metrics::new(Arc::new(Health::default()), index.reader());
-        m.answered(Route::Trigger, 200, Duration::from_millis(2), Some(10));
-        m.answered(Route::Trigger, 202, Duration::from_millis(1), Some(0));
+        m.answered(
+            Route::Trigger,
+            FOLDER,
+            200,
+            Duration::from_millis(2),
+            Some(10),
+        );
+        m.answered(
+            Route::Trigger,
+            FOLDER,
+            202,
+            Duration::from_millis(1),
+            Some(0),
+        );
         m.overflow(Overflow::Kernel);
         m.scanned(ScanKind::Full, Duration::from_secs(2), 5);
         let text = m.render().unwrap();

@@ -71,6 +71,8 @@ fn two_folders_each_offer_only_their_own_files_exactly_once_across_a_restart() {
     for line in [
         "filetrigger_files_indexed{folder=\"default\"} 2",
         "filetrigger_files_indexed{folder=\"docs\"} 2",
+        "filetrigger_files_offered_total{folder=\"default\"} 2",
+        "filetrigger_files_offered_total{folder=\"docs\"} 2",
         "filetrigger_healthy 1",
     ] {
         assert!(

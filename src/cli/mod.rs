@@ -1,5 +1,6 @@
-//! The command line: `filetrigger [serve]`, `check`, `status`, `poll`, `consumers`, and the hidden
-//! `generate-assets` that writes the shell completions and manual pages.
+//! The command line: `filetrigger [serve]`, `check`, `status`, `poll`, `consumers`,
+//! `openapi`, and the hidden `generate-assets` that writes the shell completions and
+//! manual pages.
 //!
 //! Owns: the clap definition (one source for `--help`, the completions and the man pages),
 //! running the administrator's commands and their exit codes, and the settings they
@@ -76,6 +77,18 @@ pub enum Command {
     /// status 0 when done, 1 when the daemon refused (no such consumer or folder), 2 for
     /// unusable settings, 3 when it does not answer.
     Consumers(ConsumersArgs),
+    /// Print the connector's OpenAPI (Swagger 2.0) definition for these settings.
+    ///
+    /// The same document the daemon serves at /openapi.json, without starting it: the host
+    /// comes from --url, else server.public_url, else server.listen; the security
+    /// definitions from auth.basic_file and auth.api_key_file. Import the output in the
+    /// custom-connector wizard (see connector/README.md).
+    Openapi {
+        /// Base URL clients reach the daemon at, e.g. http://fileserver:8080 [default:
+        /// server.public_url, else http(s)://server.listen]
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+    },
     /// Write the shell completions and manual pages (for packaging).
     #[command(hide = true)]
     GenerateAssets {
@@ -169,7 +182,44 @@ pub fn run(command: Command, config: Option<&Path>) -> ExitCode {
         Command::Status(remote) => with_runtime(|| status::run(config, remote)),
         Command::Poll(args) => with_runtime(|| poll::run(config, args)),
         Command::Consumers(args) => with_runtime(|| consumers::run(config, args)),
+        Command::Openapi { url } => openapi(config, url),
         Command::GenerateAssets { dir } => assets::run(&dir),
+    }
+}
+
+/// `openapi`: prints the document; exit status 2 for a configuration error.
+fn openapi(config: Option<&Path>, url: Option<String>) -> ExitCode {
+    let remote = Remote {
+        url,
+        user: None,
+        api_key: None,
+        cacert: None,
+    };
+    let settings = match client_settings(config, &remote) {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            eprintln!("filetrigger: openapi needs the settings (auth and folders come from them)");
+            return ExitCode::from(2);
+        }
+        Err(code) => return code,
+    };
+    let base = match base_url(Some(&settings), &remote) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("filetrigger: openapi: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let doc = crate::openapi::Spec::new(&settings).document(&base);
+    match serde_json::to_string_pretty(&doc) {
+        Ok(text) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("filetrigger: openapi: {e}");
+            ExitCode::from(1)
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! What a request gets: routing, authentication, and JSON errors, with one module per
 //! route family (`trigger` for `/trigger`, `consumers` for named consumers, `read` for a folder's batch trigger and read
 //! actions, `wait` for the wait action, `actions` for move and delete, `health` for
-//! `/healthz`, `metrics` for `/metrics`).
+//! `/healthz`, `metrics` for `/metrics`, `openapi` for `/openapi.json`).
 //!
 //! Owns: the handlers' state ([`AppState`]), the one `match (method, path)`, the request
 //! limits checked before routing (`414`, `413`), the authentication check on every route
@@ -17,10 +17,11 @@ pub(crate) mod actions;
 mod consumers;
 mod health;
 mod metrics;
-mod read;
+mod openapi;
+pub(crate) mod read;
 mod trigger;
 mod url;
-mod wait;
+pub(crate) mod wait;
 
 #[cfg(fuzzing)]
 #[doc(hidden)]
@@ -84,6 +85,8 @@ pub struct AppState {
     actions: crate::config::ActionSettings,
     /// `auth.folders`: principal → the folders it may use (not listed: every folder).
     access: HashMap<String, Vec<String>>,
+    /// What `GET /openapi.json` describes.
+    openapi: crate::openapi::Spec,
 }
 
 impl AppState {
@@ -160,6 +163,7 @@ impl AppState {
             metrics_public_on_loopback: settings.metrics.public_on_loopback,
             reader,
             folders,
+            openapi: crate::openapi::Spec::new(settings),
             health,
             urls: UrlPolicy::new(settings),
             retry_after: settings.trigger.retry_after_s,
@@ -189,8 +193,15 @@ pub async fn handle<B>(
     let began = Instant::now();
     let resp = route(state, peer, secure, &req).await;
     let status = resp.status().as_u16();
+    let path = req.uri().path();
+    // Only a 200 of a trigger is counted by folder, and only a known folder answers 200.
+    let folder = path
+        .strip_prefix("/watches/")
+        .and_then(|rest| rest.split_once('/'))
+        .map_or(crate::folder::DEFAULT, |(name, _)| name);
     state.metrics.answered(
-        Route::of(req.uri().path()),
+        Route::of(path),
+        folder,
         status,
         began.elapsed(),
         resp.body().size_hint().exact(),
@@ -246,11 +257,15 @@ async fn route<B>(
         return folder_route(state, folder, peer, secure, req, op, has_body).await;
     }
     match (method, path) {
-        (&Method::GET, "/trigger" | "/healthz" | "/metrics" | "/watches") if has_body => error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_not_accepted",
-            "a GET here takes no request body",
-        ),
+        (&Method::GET, "/trigger" | "/healthz" | "/metrics" | "/watches" | "/openapi.json")
+            if has_body =>
+        {
+            error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_not_accepted",
+                "a GET here takes no request body",
+            )
+        }
         (&Method::GET, "/trigger") => match usable_folder(state, &who, crate::folder::DEFAULT) {
             Ok(folder) => trigger::poll(state, folder, peer, secure, req).await,
             Err(refused) => *refused,
@@ -258,7 +273,10 @@ async fn route<B>(
         (&Method::GET, "/watches") => list_folders(state, &who),
         (&Method::GET, "/healthz") => health::healthz(state),
         (&Method::GET, "/metrics") => metrics::metrics(state).await,
-        (_, "/trigger" | "/healthz" | "/metrics" | "/watches") => not_allowed(method, "GET"),
+        (&Method::GET, "/openapi.json") => openapi::definition(state, peer, secure, req),
+        (_, "/trigger" | "/healthz" | "/metrics" | "/watches" | "/openapi.json") => {
+            not_allowed(method, "GET")
+        }
         _ => error(
             StatusCode::NOT_FOUND,
             "not_found",

@@ -30,12 +30,12 @@ use crate::index::{Entry, IndexReader};
 use crate::offer::{self, BatchLimits, OnDisk};
 use crate::stamp::{Stamp, EXAMPLE};
 
-/// `maxFileCount`: its range and default.
-const MAX_FILE_COUNT: usize = 100;
-const DEFAULT_FILE_COUNT: usize = 10;
+/// `maxFileCount`: its range and default (the File System connector's bounds).
+pub(crate) const MAX_FILE_COUNT: usize = 100;
+pub(crate) const DEFAULT_FILE_COUNT: usize = 10;
 /// `top`: its range and default.
-const MAX_TOP: usize = 1000;
-const DEFAULT_TOP: usize = 100;
+pub(crate) const MAX_TOP: usize = 1000;
+pub(crate) const DEFAULT_TOP: usize = 100;
 
 /// The decoded value of query parameter `name` (`+` taken literally, as for
 /// `triggerState`); a `400` naming it when given twice or not UTF-8.

@@ -32,7 +32,7 @@ use crate::stamp::Stamp;
 /// (`scanned` in `Location`, `Retry-After: 0`).
 const SCAN_BUDGET: usize = 20_000;
 /// `timeout` when none is given (seconds).
-const DEFAULT_TIMEOUT_S: u64 = 3600;
+pub(crate) const DEFAULT_TIMEOUT_S: u64 = 3600;
 /// The parameters the daemon sets in `Location`.
 const STATE: &[&str] = &["since", "deadline", "scanned"];
 const NANOS: i64 = 1_000_000_000;

@@ -28,6 +28,9 @@ _filetrigger() {
             filetrigger,help)
                 cmd="filetrigger__subcmd__help"
                 ;;
+            filetrigger,openapi)
+                cmd="filetrigger__subcmd__openapi"
+                ;;
             filetrigger,poll)
                 cmd="filetrigger__subcmd__poll"
                 ;;
@@ -67,6 +70,9 @@ _filetrigger() {
             filetrigger__subcmd__help,help)
                 cmd="filetrigger__subcmd__help__subcmd__help"
                 ;;
+            filetrigger__subcmd__help,openapi)
+                cmd="filetrigger__subcmd__help__subcmd__openapi"
+                ;;
             filetrigger__subcmd__help,poll)
                 cmd="filetrigger__subcmd__help__subcmd__poll"
                 ;;
@@ -89,7 +95,7 @@ _filetrigger() {
 
     case "${cmd}" in
         filetrigger)
-            opts="-h -V --config --help --version serve check status poll consumers generate-assets help"
+            opts="-h -V --config --help --version serve check status poll consumers openapi generate-assets help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -273,7 +279,7 @@ _filetrigger() {
             return 0
             ;;
         filetrigger__subcmd__help)
-            opts="serve check status poll consumers generate-assets help"
+            opts="serve check status poll consumers openapi generate-assets help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -370,6 +376,20 @@ _filetrigger() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        filetrigger__subcmd__help__subcmd__openapi)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         filetrigger__subcmd__help__subcmd__poll)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -405,6 +425,28 @@ _filetrigger() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        filetrigger__subcmd__openapi)
+            opts="-h --url --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
