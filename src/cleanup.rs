@@ -5,7 +5,8 @@
 //! `after_delivery_requires` and every active webhook subscription, the `subscription/*`
 //! keys of the folder's `acks`; a required consumer that never polled holds everything
 //! back; nothing required and no subscription: nothing is cleaned), the walk over the
-//! live index entries at or below it, and what is done to each: only the exact version
+//! live index entries at or below it and after the required consumers' origins (the
+//! files indexed before a consumer's first call were never offered to it: kept), and what is done to each: only the exact version
 //! indexed (a file changed since is a new version, left to be offered; a version still
 //! open for writing is left too), through the link-free paths of `routes::actions`, a
 //! move through [`crate::index::MoveStep`] so the moved file is never offered again.
@@ -91,24 +92,30 @@ pub(crate) async fn run(c: Cleanup, token: CancellationToken) {
     }
 }
 
-/// The least acknowledged position over every party that must have acknowledged a file
-/// (`None`: nothing may be cleaned).
-fn low_water(
+/// The stamps that may be cleaned: after the latest origin of the required consumers
+/// (what was indexed before a consumer's first call was never offered to it) and at or
+/// below the least acknowledged position over every party that must have acknowledged a
+/// file. `None`: nothing may be cleaned.
+fn window(
     c: &Cleanup,
     snapshot: &crate::index::Snapshot,
-) -> Result<Option<Stamp>, crate::error::IndexError> {
+) -> Result<Option<(Stamp, Stamp)>, crate::error::IndexError> {
     let mut low: Option<Stamp> = None;
+    let mut after = Stamp::MIN;
     for name in &c.requires {
         match snapshot.ack(&crate::routes::consumer_key(name))? {
             Some(at) => low = Some(low.map_or(at, |l| l.min(at))),
             // A required consumer that never polled holds everything back.
             None => return Ok(None),
         }
+        if let Some(origin) = snapshot.ack(&crate::routes::consumer_origin_key(name))? {
+            after = after.max(origin);
+        }
     }
     for (_, at) in snapshot.acks_with_prefix("subscription/")? {
         low = Some(low.map_or(at, |l| l.min(at)));
     }
-    Ok(low)
+    Ok(low.map(|low| (after, low)))
 }
 
 /// Cleans every live entry after `done_through` and at or below the low-water stamp.
@@ -119,11 +126,11 @@ async fn pass(
 ) -> Result<(), crate::error::IndexError> {
     loop {
         let snapshot = c.reader.snapshot()?;
-        let Some(low) = low_water(c, &snapshot)? else {
+        let Some((after, low)) = window(c, &snapshot)? else {
             return Ok(());
         };
         let mut batch = Vec::new();
-        snapshot.for_each_after(*done_through, |e| {
+        snapshot.for_each_after((*done_through).max(after), |e| {
             if e.stamp > low {
                 return std::ops::ControlFlow::Break(());
             }

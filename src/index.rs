@@ -19,7 +19,8 @@
 //!   `offers` entry (see [`MoveStep`]).
 //! - `acks`: party (`consumer/NAME`, `subscription/ID`) → stamp: everything stamped at or
 //!   before it has been acknowledged by that party (named consumers, webhook
-//!   subscriptions); the clean-up after delivery reads it. Added after schema 1 like
+//!   subscriptions); the clean-up after delivery reads it. Also `origin/consumer/NAME`:
+//!   the first-call cursor a consumer started from (written by the same [`WriteOp::Ack`]). Added after schema 1 like
 //!   `still_open` (an older index gets the empty table). An ack that advances wakes the
 //!   folder's clean-up ([`IndexReader::acked`]).
 //! - `meta`: `schema_version`, `floor` (greatest stamp handed out), `reserved` (cursors

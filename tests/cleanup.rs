@@ -105,6 +105,26 @@ fn a_file_is_moved_after_both_acknowledged_and_never_offered_again() {
 }
 
 #[test]
+fn files_indexed_before_the_consumers_first_calls_are_kept() {
+    let site = Site::new();
+    let old = site.put("old.txt", b"old");
+    let d = start(&site, "delete", &[]);
+    wait_for("old indexed", WAIT, || indexed(&d) >= 1);
+    // Both consumers start at "now": old.txt is never offered to them.
+    let (a, b) = first_calls(&d);
+    let x = site.put("x.txt", b"x");
+    wait_for("x indexed", WAIT, || indexed(&d) >= 2);
+    assert_eq!(follow(&a).0, ["x.txt"]);
+    assert_eq!(follow(&b).0, ["x.txt"]);
+    wait_for("x deleted", WAIT, || !x.exists());
+    std::thread::sleep(quiet(SETTLE));
+    assert!(
+        old.exists(),
+        "a file never offered to the consumers was cleaned up"
+    );
+}
+
+#[test]
 fn a_file_changed_after_it_was_offered_is_not_deleted() {
     let site = Site::new();
     let d = start(&site, "delete", &[]);

@@ -4,7 +4,8 @@
 //! Owns: the consumer name's syntax (`[A-Za-z0-9._-]{1,64}`, else `400 bad_consumer`),
 //! where a trigger call starts ([`start`]: the cursor sent, acknowledged for the consumer
 //! first; else the consumer's stored position; else a fresh first-call cursor, stored as
-//! the position of a consumer seen for the first time), and the listing and delete.
+//! the position and the origin of a consumer seen for the first time), and the listing
+//! and delete.
 //! Does not own: the `acks` table and its durability (`index`, [`WriteOp::Ack`]), the
 //! first-call cursor (`cursor`), what a poll answers from its cursor (`trigger`, `read`),
 //! or what the acks free (`cleanup`).
@@ -26,6 +27,13 @@ const WAITING_CAP: u64 = 100_000;
 /// The key of consumer `name` in the index's `acks` table.
 pub(crate) fn key(name: &str) -> String {
     format!("consumer/{name}")
+}
+
+/// The key of consumer `name`'s origin in `acks`: the first-call cursor it started
+/// from. The files indexed before it were never offered to it, so the clean-up after
+/// delivery leaves them alone (its position alone would count them as acknowledged).
+pub(crate) fn origin_key(name: &str) -> String {
+    format!("origin/consumer/{name}")
 }
 
 /// Checks a consumer name: 1 to 64 of `A-Z a-z 0-9 . _ -`.
@@ -107,10 +115,18 @@ pub(super) async fn start<B>(
                 tracing::error!(error = %e, "cannot record a cursor reservation");
                 RequestError::Unavailable("the index cannot be written right now")
             })?;
-            if let Some(key) = consumer {
+            if let Some(name) = poll.consumer() {
+                let origin = WriteOp::Ack {
+                    key: origin_key(name),
+                    stamp: now,
+                };
+                folder.writer.send(origin).await.map_err(index_down)?;
                 folder
                     .writer
-                    .apply(WriteOp::Ack { key, stamp: now })
+                    .apply(WriteOp::Ack {
+                        key: key(name),
+                        stamp: now,
+                    })
                     .await
                     .map_err(index_down)?;
             }
@@ -188,6 +204,11 @@ async fn try_delete(folder: &Folder, raw_name: &str) -> Result<Response<Body>, R
             ),
         });
     }
+    folder
+        .writer
+        .send(WriteOp::Unack(origin_key(&name)))
+        .await
+        .map_err(index_down)?;
     folder
         .writer
         .apply(WriteOp::Unack(key))

@@ -27,7 +27,7 @@ pub(crate) mod wait;
 #[doc(hidden)]
 pub mod fuzzing;
 
-pub(crate) use consumers::key as consumer_key;
+pub(crate) use consumers::{key as consumer_key, origin_key as consumer_origin_key};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
