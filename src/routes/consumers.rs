@@ -90,6 +90,15 @@ pub(super) async fn start<B>(
                 .and_then(|s| s.ack(&key))
                 .map_err(read_failed)?;
             let acked = cursor.min(state.first_cursor.horizon());
+            if let (None, Some(name)) = (stored, poll.consumer()) {
+                // Named for the first time on a cursor: what came before it was not
+                // offered under this name, so the clean-up keeps it.
+                let origin = WriteOp::Ack {
+                    key: origin_key(name),
+                    stamp: acked,
+                };
+                folder.writer.send(origin).await.map_err(index_down)?;
+            }
             if stored.is_none_or(|s| s < acked) {
                 folder
                     .writer
