@@ -234,7 +234,11 @@ pub async fn start(
             dir: f.watch.after_delivery_dir.clone(),
             requires: f.watch.after_delivery_requires.clone(),
         };
-        tracing::info!(folder = %f.name, mode = ?f.watch.after_delivery, requires = ?f.watch.after_delivery_requires, "clean-up after delivery on");
+        let mode = match f.watch.after_delivery {
+            config::AfterDelivery::Move => "move",
+            _ => "delete",
+        };
+        tracing::info!(folder = %f.name, mode, requires = ?f.watch.after_delivery_requires, "clean-up after delivery on");
         tokio::spawn(cleanup::run(c, token.clone()));
     }
     if let Some(keep) = settings.state.retention {
