@@ -17,11 +17,17 @@
 //!   older index gets the empty table on open, so its entries read as not still open.
 //!   A file moved by the move action keeps its stamp here under its new path, with no
 //!   `offers` entry (see [`MoveStep`]).
+//! - `acks`: party (`consumer/NAME`, `subscription/ID`) → stamp: everything stamped at or
+//!   before it has been acknowledged by that party (named consumers, webhook
+//!   subscriptions); the clean-up after delivery reads it. Also `origin/consumer/NAME`:
+//!   the first-call cursor a consumer started from (written by the same [`WriteOp::Ack`]). Added after schema 1 like
+//!   `still_open` (an older index gets the empty table). An ack that advances wakes the
+//!   folder's clean-up ([`IndexReader::acked`]).
 //! - `meta`: `schema_version`, `floor` (greatest stamp handed out), `reserved` (cursors
 //!   up to here may have been handed out).
 //!
 //! Folders: the three tables above belong to the folder `default` (`[watch]`); a folder
-//! NAME (`[folders.NAME]`) has its own `offers@NAME`, `files@NAME` and `still_open@NAME`
+//! NAME (`[folders.NAME]`) has its own `offers@NAME`, `files@NAME`, `still_open@NAME` and `acks@NAME`
 //! ([`FolderIndex`]), created when it is first opened (an older index keeps its tables and
 //! gains the new ones, with no schema change). `meta`, the stamp clock and the writer are
 //! shared: stamps are unique and increasing across folders, and each write operation
@@ -62,6 +68,7 @@ pub(crate) struct FolderIndex {
     offers: String,
     files: String,
     still_open: String,
+    acks: String,
     /// Entries in its `offers`.
     count: AtomicU64,
     /// Greatest stamp in its `offers` (an upper bound on every key there).
@@ -70,6 +77,8 @@ pub(crate) struct FolderIndex {
     /// changes dropped meanwhile are found again by a full scan of this folder, which its
     /// discovery starts when it is woken here.
     needs_rescan: tokio::sync::Notify,
+    /// Notified by the writer after a commit that advanced an ack of this folder.
+    acked: tokio::sync::Notify,
 }
 
 impl FolderIndex {
@@ -88,9 +97,11 @@ impl FolderIndex {
             offers: table("offers"),
             files: table("files"),
             still_open: table("still_open"),
+            acks: table("acks"),
             count: AtomicU64::new(0),
             last_stamp: AtomicI64::new(i64::MIN),
             needs_rescan: tokio::sync::Notify::new(),
+            acked: tokio::sync::Notify::new(),
         }
     }
 
@@ -104,6 +115,10 @@ impl FolderIndex {
 
     fn still_open(&self) -> TableDefinition<'_, i64, ()> {
         TableDefinition::new(&self.still_open)
+    }
+
+    fn acks(&self) -> TableDefinition<'_, &'static str, i64> {
+        TableDefinition::new(&self.acks)
     }
 
     /// Publishes the counts read in a committed transaction.
@@ -180,6 +195,16 @@ pub enum WriteOp {
         /// The version's stamp.
         stamp: Stamp,
     },
+    /// A party (`consumer/NAME`, `subscription/ID`) acknowledged everything stamped up to
+    /// `stamp`: its stored position becomes the greater of the two.
+    Ack {
+        /// The party's key in `acks`.
+        key: String,
+        /// The position acknowledged.
+        stamp: Stamp,
+    },
+    /// Forgets a party's position (a deleted consumer, an ended subscription).
+    Unack(String),
 }
 
 /// The steps of a move, each committed before the next happens on disk, so that a crash
@@ -413,6 +438,9 @@ struct WriteTables<'t> {
     offers: Table<'t, i64, OfferValue>,
     files: Table<'t, &'static [u8], FileValue>,
     still_open: Table<'t, i64, ()>,
+    acks: Table<'t, &'static str, i64>,
+    /// Whether an ack advanced in this transaction.
+    acked: bool,
 }
 
 impl<'t> WriteTables<'t> {
@@ -424,6 +452,8 @@ impl<'t> WriteTables<'t> {
             offers: txn.open_table(folder.offers()).ctx("offers")?,
             files: txn.open_table(folder.files()).ctx("files")?,
             still_open: txn.open_table(folder.still_open()).ctx("still_open")?,
+            acks: txn.open_table(folder.acks()).ctx("acks")?,
+            acked: false,
         })
     }
 
@@ -530,6 +560,24 @@ impl<'t> WriteTables<'t> {
                     self.files.remove(to.rel.as_slice()).ctx("remove")?;
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// [`WriteOp::Ack`]: raises `key`'s position to `stamp`.
+    fn ack(&mut self, key: &str, stamp: Stamp) -> Result<(), IndexError> {
+        let old = self.acks.get(key).ctx("get")?.map(|g| g.value());
+        if old.is_none_or(|old| old < stamp.0) {
+            self.acks.insert(key, stamp.0).ctx("insert")?;
+            self.acked = true;
+        }
+        Ok(())
+    }
+
+    /// [`WriteOp::Unack`]: forgets `key`'s position (which may free the clean-up).
+    fn unack(&mut self, key: &str) -> Result<(), IndexError> {
+        if self.acks.remove(key).ctx("remove")?.is_some() {
+            self.acked = true;
         }
         Ok(())
     }
@@ -1015,6 +1063,8 @@ impl Writer {
                         to,
                         stamp,
                     } => t.move_step(*step, from, to, *stamp)?,
+                    WriteOp::Ack { key, stamp } => t.ack(key, *stamp)?,
+                    WriteOp::Unack(key) => t.unack(key)?,
                     WriteOp::Prune(_) | WriteOp::Reserve(..) | WriteOp::Stop => {}
                 }
             }
@@ -1022,16 +1072,19 @@ impl Writer {
             record_clock(&mut meta, floor, reserve)?;
             let counts = tables
                 .iter()
-                .map(WriteTables::counts)
+                .map(|t| t.counts().map(|(count, last)| (count, last, t.acked)))
                 .collect::<Result<Vec<_>, _>>()?;
             (counts, floor)
         };
         txn.commit().ctx("commit")?;
         // Publish only after the commit: a poll never sees a stamp that is not durable.
-        for (folder, (count, folder_last)) in self.folders.iter().zip(&counts) {
+        for (folder, (count, folder_last, acked)) in self.folders.iter().zip(&counts) {
             folder.publish(*count, *folder_last);
+            if *acked {
+                folder.acked.notify_one();
+            }
         }
-        let files_len = counts.iter().map(|(count, _)| count).sum();
+        let files_len = counts.iter().map(|(count, _, _)| count).sum();
         self.stats.files.store(files_len, Ordering::Relaxed);
         self.stats.last_stamp.fetch_max(last.0, Ordering::AcqRel);
         Ok(added)
@@ -1060,6 +1113,8 @@ pub struct Snapshot {
     files: ReadOnlyTable<&'static [u8], FileValue>,
     /// `None` for an index that never had the table (it reads as empty).
     still_open: Option<ReadOnlyTable<i64, ()>>,
+    /// `None` for an index that never had the table (it reads as empty).
+    acks: Option<ReadOnlyTable<&'static str, i64>>,
 }
 
 impl IndexReader {
@@ -1077,6 +1132,12 @@ impl IndexReader {
     /// failure, and the changes dropped meanwhile must be found again).
     pub(crate) fn needs_rescan(&self) -> &tokio::sync::Notify {
         &self.folder.needs_rescan
+    }
+
+    /// Woken after a commit that advanced (or forgot) an ack of this folder: the
+    /// clean-up after delivery may have work.
+    pub(crate) fn acked(&self) -> &tokio::sync::Notify {
+        &self.folder.acked
     }
 
     /// Whether anything may have been indexed in this folder after `cursor` (a lock-free
@@ -1099,6 +1160,11 @@ impl IndexReader {
                 Ok(t) => Some(t),
                 Err(redb::TableError::TableDoesNotExist(_)) => None,
                 Err(e) => return Err(e).ctx("still_open"),
+            },
+            acks: match txn.open_table(folder.acks()) {
+                Ok(t) => Some(t),
+                Err(redb::TableError::TableDoesNotExist(_)) => None,
+                Err(e) => return Err(e).ctx("acks"),
             },
         })
     }
@@ -1417,6 +1483,59 @@ impl Snapshot {
             }
         }
         Ok(())
+    }
+
+    /// The position stored for `key` in `acks`.
+    ///
+    /// # Errors
+    /// [`IndexError::Store`] when the store cannot be read.
+    pub(crate) fn ack(&self, key: &str) -> Result<Option<Stamp>, IndexError> {
+        match &self.acks {
+            Some(t) => Ok(t.get(key).ctx("acks")?.map(|g| Stamp(g.value()))),
+            None => Ok(None),
+        }
+    }
+
+    /// Every `(key, position)` in `acks` whose key starts with `prefix`, in key order.
+    ///
+    /// # Errors
+    /// [`IndexError::Store`] when the store cannot be read.
+    pub(crate) fn acks_with_prefix(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<(String, Stamp)>, IndexError> {
+        let Some(t) = &self.acks else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for entry in t.range::<&str>(prefix..).ctx("acks")? {
+            let (k, v) = entry.ctx("acks")?;
+            let Some(rest) = k.value().strip_prefix(prefix) else {
+                break;
+            };
+            out.push((rest.to_string(), Stamp(v.value())));
+        }
+        Ok(out)
+    }
+
+    /// How many entries of `offers` are stamped after `cursor`, counting at most `cap`
+    /// (not checked against the disk).
+    ///
+    /// # Errors
+    /// [`IndexError::Store`] when the store cannot be read.
+    pub(crate) fn count_after(&self, cursor: Stamp, cap: u64) -> Result<u64, IndexError> {
+        if cursor.0 == i64::MAX {
+            return Ok(0);
+        }
+        let mut n = 0;
+        for entry in self.offers.range(cursor.0 + 1..).ctx("range")? {
+            entry.ctx("range")?;
+            n += 1;
+            if n >= cap {
+                break;
+            }
+        }
+        Ok(n)
     }
 
     /// Whether the entry stamped `stamp` was indexed while still open for writing.
@@ -1838,6 +1957,34 @@ mod tests {
     fn inspect_after_close(dir: &Path, index: Index) -> Option<u64> {
         drop(index);
         inspect(dir).unwrap()
+    }
+
+    #[tokio::test]
+    async fn acks_only_rise_wake_the_folder_and_can_be_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let index =
+            Index::open_folders(dir.path(), Arc::new(SystemClock), &["default", "b"]).unwrap();
+        let (w, _join) = index.start_writer(16).unwrap();
+        let r = index.reader();
+        let ack = |key: &str, s: i64| WriteOp::Ack {
+            key: key.into(),
+            stamp: Stamp(s),
+        };
+        apply(&w, vec![ack("consumer/x", 10), ack("consumer/x", 5)]).await;
+        tokio::time::timeout(Duration::from_secs(5), r.acked().notified())
+            .await
+            .expect("an advancing ack wakes the folder");
+        apply(&w, vec![ack("consumer/y", 7), ack("subscription/s", 3)]).await;
+        let snap = r.snapshot().unwrap();
+        assert_eq!(snap.ack("consumer/x").unwrap(), Some(Stamp(10)));
+        assert_eq!(
+            snap.acks_with_prefix("consumer/").unwrap(),
+            vec![("x".to_string(), Stamp(10)), ("y".to_string(), Stamp(7))]
+        );
+        let other = index.reader_for("b").unwrap().snapshot().unwrap();
+        assert_eq!(other.ack("consumer/x").unwrap(), None, "per folder");
+        apply(&w, vec![WriteOp::Unack("consumer/x".into())]).await;
+        assert_eq!(r.snapshot().unwrap().ack("consumer/x").unwrap(), None);
     }
 
     #[tokio::test]

@@ -85,6 +85,8 @@ pub enum Route {
     Wait,
     /// `/watches/NAME/move`
     Move,
+    /// `/watches/NAME/consumers` (list) and `/watches/NAME/consumers/C` (delete)
+    Consumers,
     /// `/watches` and any other folder route
     Watches,
     /// `/openapi.json`
@@ -110,6 +112,7 @@ impl Route {
                 "content" => Route::Content,
                 "wait" => Route::Wait,
                 "move" => Route::Move,
+                op if op == "consumers" || op.starts_with("consumers/") => Route::Consumers,
                 _ => Route::Watches,
             };
         }
@@ -132,6 +135,7 @@ impl Route {
             Route::Content => "content",
             Route::Wait => "wait",
             Route::Move => "move",
+            Route::Consumers => "consumers",
             Route::Watches => "watches",
             Route::OpenApi => "openapi",
             Route::Healthz => "healthz",
