@@ -12,7 +12,11 @@
 # Knobs (environment): LOAD_RUNS (runs per measurement, median reported; default 3),
 # LOAD_SIZES (tree sizes for the scan timing; default "1000 100000 1000000"),
 # LOAD_TMP (parent of the scratch directory; default /tmp), LOAD_OUT (report path;
-# default BENCHMARKS.md).
+# default BENCHMARKS.md), LOAD_PARTS (which measurements; default all of
+# "scan latency drain tput detect": a subset leaves the other rows n/a, for trying a change).
+#
+# nginx (the reference of the `200` throughput, serving the same 4 KiB file) is installed
+# with apt-get when missing and this runs as root; otherwise its row is skipped with a line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
@@ -22,6 +26,8 @@ SIZES=${LOAD_SIZES:-"1000 100000 1000000"}
 OUT=${LOAD_OUT:-$REPO/BENCHMARKS.md}
 BIGGEST=${SIZES##* }
 WRK_ARGS=(-t2 -c32 -d8s)
+PARTS=" ${LOAD_PARTS:-scan latency drain tput detect} "
+want() { [[ $PARTS == *" $1 "* ]]; }
 
 log() { printf '\n== %s\n' "$*" >&2; }
 
@@ -31,14 +37,26 @@ if ! command -v wrk >/dev/null 2>&1; then
     apt-get update && apt-get install -y wrk
 fi
 command -v python3 >/dev/null || { echo "python3 is needed" >&2; exit 1; }
+if ! command -v nginx >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log "installing nginx"
+    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y nginx || true
+fi
+HAVE_NGINX=""
+if command -v nginx >/dev/null 2>&1; then HAVE_NGINX=1; else
+    echo "nginx is missing (apt-get install nginx): the 200 row against nginx is skipped" >&2
+fi
 
 SCRATCH=$(mktemp -d "${LOAD_TMP:-/tmp}/filetrigger-load.XXXXXX")
 RESULTS=$SCRATCH/results.jsonl
 DAEMON_PID=""
 DAEMON2_PID=""
 BARE_PID=""
+NGINX_PIDFILE=""
+WWW=""
 cleanup() {
     set +e
+    [ -n "$NGINX_PIDFILE" ] && [ -f "$NGINX_PIDFILE" ] && kill "$(cat "$NGINX_PIDFILE")" 2>/dev/null
+    [ -n "$WWW" ] && rm -rf "$WWW"
     [ -n "$DAEMON_PID" ] && kill -9 "$DAEMON_PID" 2>/dev/null
     [ -n "$DAEMON2_PID" ] && kill -9 "$DAEMON2_PID" 2>/dev/null
     [ -n "$BARE_PID" ] && kill -9 "$BARE_PID" 2>/dev/null
@@ -69,6 +87,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 PORT=$(free_port)
 PORT2=$(free_port)
 BPORT=$(free_port)
+NPORT=$(free_port)
 BASE=http://127.0.0.1:$PORT
 BASE2=http://127.0.0.1:$PORT2
 BBASE=http://127.0.0.1:$BPORT
@@ -128,13 +147,15 @@ EOF
 # ------------------------------------------------------------------ trees
 log "generating trees under $SCRATCH"
 for n in $SIZES; do
-    record "gen.$n" "$("$CLIENT" gen "$SCRATCH/tree$n" "$n" 1024)"
+    if want scan || { want latency && { [ "$n" = 1000 ] || [ "$n" = "$BIGGEST" ]; }; }; then
+        record "gen.$n" "$("$CLIENT" gen "$SCRATCH/tree$n" "$n" 1024)"
+    fi
 done
 record gen.4k "$("$CLIENT" gen "$SCRATCH/tree4k" 1000 4096)"
 sync
 
 # ------------------------------------------------------------------ 2. start-up scan vs find
-for n in $SIZES; do
+want scan && for n in $SIZES; do
     T=$SCRATCH/tree$n
     log "start-up scan of $n files (cache warm) vs find"
     find "$T" -printf '%T@ %s %p\n' >/dev/null   # warm the cache
@@ -165,7 +186,16 @@ done
 
 # ------------------------------------------------------------------ 4. one poll's latency
 # Both daemons run at once and the runs alternate, so both see the same machine.
+if want latency; then
 log "latency of one poll at 1,000 and at $BIGGEST indexed files"
+for n in 1000 "$BIGGEST"; do
+    [ -d "$SCRATCH/state$n.full" ] || {
+        start_daemon "$SCRATCH/tree$n" "$SCRATCH/state$n.full"
+        "$CLIENT" ready "$BASE/healthz" "$T0" 900 >/dev/null
+        "$CLIENT" indexed "$BASE/healthz" "$n" 1800 >/dev/null
+        stop_daemon
+    }
+done
 start_daemon "$SCRATCH/tree$BIGGEST" "$SCRATCH/state$BIGGEST.full" "$PORT2"
 DAEMON2_PID=$DAEMON_PID
 "$CLIENT" ready "$BASE2/healthz" "$T0" 900 >/dev/null
@@ -181,8 +211,13 @@ done
 stop_daemon
 DAEMON_PID=$DAEMON2_PID DAEMON2_PID=""
 stop_daemon
+fi
 
 # ------------------------------------------------------------------ 5. sequential drain
+"$BARE" serve "127.0.0.1:$BPORT" 2>>"$SCRATCH/bare.log" &
+BARE_PID=$!
+sleep 0.5
+if want drain; then
 log "sequential drain of 100,000 files of 1 KiB vs sequential round trips to the bare server"
 [ -d "$SCRATCH/tree100000" ] || record gen.100000 "$("$CLIENT" gen "$SCRATCH/tree100000" 100000 1024)"
 [ -d "$SCRATCH/state100000.full" ] || {
@@ -195,17 +230,16 @@ start_daemon "$SCRATCH/tree100000" "$SCRATCH/state100000.full"
 "$CLIENT" ready "$BASE/healthz" "$T0" 900 >/dev/null
 "$CLIENT" indexed "$BASE/healthz" 100000 900 >/dev/null
 sleep 5 # the start-up scan's deletion check finishes
-"$BARE" serve "127.0.0.1:$BPORT" 2>>"$SCRATCH/bare.log" &
-BARE_PID=$!
-sleep 0.5
 for r in $(seq "$RUNS"); do
     d=$("$CLIENT" drain "$BASE/trigger?folder=in&triggerState=1970-01-01T00:00:00Z")
     record drain.daemon "$d"
     record drain.bare "$("$CLIENT" seq "$BBASE/200/$(field "$d" avg_body)" "$(field "$d" count)")"
 done
 stop_daemon
+fi
 
 # ------------------------------------------------------------------ 3. throughput (wrk)
+if want tput || want detect; then
 log "poll throughput with wrk ${WRK_ARGS[*]}: 202 answers, and 200 answers with 4 KiB files"
 rm -rf "$SCRATCH/state4k"
 start_daemon "$SCRATCH/tree4k" "$SCRATCH/state4k"
@@ -215,22 +249,60 @@ sleep 3
 "$CLIENT" cursors "$BASE/trigger" 1000 "$SCRATCH/daemon200.lua" >/dev/null
 b4k=$("$CLIENT" drain "$BASE/trigger?triggerState=1970-01-01T00:00:00Z" 1)
 sed "s#\"/trigger?#\"/200/$(field "$b4k" avg_body)?#" "$SCRATCH/daemon200.lua" >"$SCRATCH/bare200.lua"
+# nginx: the same 4 KiB file (one of the tree's) from its own directory, sendfile on,
+# access log off, 2 workers. Its workers may run as another user: the directory is
+# world-readable.
+if [ -n "$HAVE_NGINX" ] && want tput; then
+    WWW=$(mktemp -d "${LOAD_TMP:-/tmp}/filetrigger-www.XXXXXX")
+    chmod 755 "$WWW"
+    cp "$(find "$SCRATCH/tree4k" -type f -name '*.dat' | sort | head -1)" "$WWW/f.dat"
+    chmod 644 "$WWW/f.dat"
+    NGINX_PIDFILE=$WWW/nginx.pid
+    cat >"$WWW/nginx.conf" <<NGINX
+worker_processes 2;
+pid $NGINX_PIDFILE;
+error_log $WWW/error.log;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    sendfile on;
+    keepalive_requests 1000000;
+    server { listen 127.0.0.1:$NPORT; root $WWW; }
+}
+NGINX
+    nginx -c "$WWW/nginx.conf"
+    sleep 0.5
+fi
 # A caught-up client: the cursor is the newest stamp, so the answer is 202.
 CAUGHT_UP="/trigger?folder=in&triggerState=$(date -u -d '+1 hour' +%Y-%m-%dT%H:%M:%S.000000000Z)"
-for r in $(seq "$RUNS"); do
+want tput && for r in $(seq "$RUNS"); do
     record tput202.daemon "{\"rps\":$(wrk_rps "$BASE$CAUGHT_UP")}"
     record tput202.bare "{\"rps\":$(wrk_rps "$BBASE/202?folder=in&triggerState=2026-11-25T16:47:00.123456789Z")}"
     record tput200.daemon "{\"rps\":$(wrk_rps -s "$SCRATCH/daemon200.lua" "$BASE")}"
     record tput200.bare "{\"rps\":$(wrk_rps -s "$SCRATCH/bare200.lua" "$BBASE")}"
+    if [ -n "$HAVE_NGINX" ]; then
+        # Back to back with the daemon again, so the pair sees the same machine.
+        record tput200.daemon2 "{\"rps\":$(wrk_rps -s "$SCRATCH/daemon200.lua" "$BASE")}"
+        record tput200.nginx "{\"rps\":$(wrk_rps "http://127.0.0.1:$NPORT/f.dat")}"
+    fi
 done
+fi
 kill -TERM "$BARE_PID"; wait "$BARE_PID" 2>/dev/null || true; BARE_PID=""
+if [ -n "$NGINX_PIDFILE" ]; then
+    kill "$(cat "$NGINX_PIDFILE")" 2>/dev/null || true
+    sleep 0.5
+    rm -rf "$WWW"
+    NGINX_PIDFILE="" WWW=""
+fi
 
 # ------------------------------------------------------------------ 6. detection latency
+if want detect; then
 log "detection latency: rename into place, and write-and-close in place → first visibility in a poll (settle_after_close_ms 300, settle_ms 2000)"
 for r in $(seq "$RUNS"); do
     record detect "$("$CLIENT" detect "$SCRATCH/tree4k" "detect$r" "$BASE/trigger" 1000 10 rename)"
     record detect.close "$("$CLIENT" detect "$SCRATCH/tree4k" "detectc$r" "$BASE/trigger" 1000 10 close)"
 done
+fi
 stop_daemon
 
 # ------------------------------------------------------------------ report

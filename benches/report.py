@@ -50,7 +50,12 @@ rows = []
 
 
 def row(what, measured, reference, ratio, target, ok):
-    rows.append((what, measured, reference, ratio, target, "met" if ok else "**missed**"))
+    # A measurement left out (LOAD_PARTS, or nginx missing) is neither met nor missed.
+    if measured.startswith("n/a") or ratio == "n/a":
+        verdict = "not measured"
+    else:
+        verdict = "met" if ok else "**missed**"
+    rows.append((what, measured, reference, ratio, target, verdict))
 
 
 r = paired("tput202.daemon", "rps", "tput202.bare", "rps", lambda a, b: a / b)
@@ -61,6 +66,10 @@ r = paired("tput200.daemon", "rps", "tput200.bare", "rps", lambda a, b: a / b)
 row("`200` poll throughput, 4 KiB files", n(med("tput200.daemon", "rps"), " req/s"),
     n(med("tput200.bare", "rps"), " req/s (bare hyper, same body size)"), n(r, " ×", 2),
     "≥ 0.4 ×", r is not None and r >= 0.4)
+r = paired("tput200.daemon2", "rps", "tput200.nginx", "rps", lambda a, b: a / b)
+row("`200`, one 4 KiB file per poll, wrk `-t2 -c32`", n(med("tput200.daemon2", "rps"), " req/s"),
+    n(med("tput200.nginx", "rps"), " req/s (nginx, the same file: sendfile, 2 workers)"),
+    n(r, " ×", 2), "≥ 0.6 ×", r is not None and r >= 0.6)
 lat_big, lat_small = med(f"latency.{biggest}", "p50_us"), med("latency.1000", "p50_us")
 r = paired(f"latency.{biggest}", "p50_us", "latency.1000", "p50_us", lambda a, b: a / b)
 row(f"p50 poll latency at {size_name(biggest)} files",
@@ -75,8 +84,8 @@ for kind, label in (("fresh", "empty index"), ("restart", "all indexed")):
         r is not None and r <= 2)
 r = paired("drain.daemon", "per_s", "drain.bare", "per_s", lambda a, b: a / b)
 row("sequential drain, 100k files of 1 KiB", n(med("drain.daemon", "per_s"), " files/s"),
-    n(med("drain.bare", "per_s"), " round trips/s (bare)"), n(r, " ×", 2), "≥ 0.5 ×",
-    r is not None and r >= 0.5)
+    n(med("drain.bare", "per_s"), " round trips/s (bare)"), n(r, " ×", 2), "≥ 0.7 ×",
+    r is not None and r >= 0.7)
 for key, label in (("detect", "1,000 renames into place"), ("detect.close", "1,000 writes closed in place")):
     p99 = med(key, "p99_ms")
     row(f"detection latency p99 ({label})",

@@ -41,6 +41,9 @@ pub const KEYS: &[&str] = &[
     "watch.mode",
     "watch.poll_interval_s",
     "watch.poll_confirm",
+    "watch.after_delivery",
+    "watch.after_delivery_dir",
+    "watch.after_delivery_requires",
     "state.dir",
     "state.retention",
     "trigger.retry_after_s",
@@ -78,6 +81,9 @@ pub const FOLDER_KEYS: &[&str] = &[
     "mode",
     "poll_interval_s",
     "poll_confirm",
+    "after_delivery",
+    "after_delivery_dir",
+    "after_delivery_requires",
     "max_content_bytes",
 ];
 
@@ -152,6 +158,15 @@ pub struct FolderSettings {
     /// `folders.NAME.max_content_bytes`
     #[serde(default)]
     pub max_content_bytes: Option<u64>,
+    /// `folders.NAME.after_delivery`
+    #[serde(default)]
+    pub after_delivery: Option<AfterDelivery>,
+    /// `folders.NAME.after_delivery_dir`
+    #[serde(default)]
+    pub after_delivery_dir: Option<String>,
+    /// `folders.NAME.after_delivery_requires`
+    #[serde(default)]
+    pub after_delivery_requires: Option<Vec<String>>,
 }
 
 /// One watched folder, resolved: `[watch]` (named [`DEFAULT_FOLDER`]) or a
@@ -339,6 +354,26 @@ pub struct WatchSettings {
     /// `watch.poll_confirm`: when a file found by the scans of `poll` mode is complete.
     #[serde(deserialize_with = "poll_confirm")]
     pub poll_confirm: PollConfirm,
+    /// `watch.after_delivery`: what happens to a file once every party required has
+    /// acknowledged it.
+    pub after_delivery: AfterDelivery,
+    /// `watch.after_delivery_dir`: where `move` puts them (relative, inside the folder,
+    /// never offered).
+    pub after_delivery_dir: String,
+    /// `watch.after_delivery_requires`: the consumers that must have acknowledged a file.
+    pub after_delivery_requires: Vec<String>,
+}
+
+/// `watch.after_delivery`: the clean-up after delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AfterDelivery {
+    /// Leave delivered files alone (the default).
+    Keep,
+    /// Delete them.
+    Delete,
+    /// Move them into `after_delivery_dir`.
+    Move,
 }
 
 /// `watch.poll_confirm`: the completeness rule of `poll` mode, where writers on other
@@ -499,6 +534,7 @@ pub fn load(
             .list_separator(",")
             .with_list_parse_key("watch.include")
             .with_list_parse_key("watch.exclude")
+            .with_list_parse_key("watch.after_delivery_requires")
             .with_list_parse_key("server.trusted_proxies")
             .with_list_parse_key("webhook.allowed_hosts")
             .source(Some(env)),
@@ -825,6 +861,15 @@ impl Settings {
                     mode: f.mode.unwrap_or(w.mode),
                     poll_interval_s: f.poll_interval_s.unwrap_or(w.poll_interval_s),
                     poll_confirm: f.poll_confirm.unwrap_or(w.poll_confirm),
+                    after_delivery: f.after_delivery.unwrap_or(w.after_delivery),
+                    after_delivery_dir: f
+                        .after_delivery_dir
+                        .clone()
+                        .unwrap_or_else(|| w.after_delivery_dir.clone()),
+                    after_delivery_requires: f
+                        .after_delivery_requires
+                        .clone()
+                        .unwrap_or_else(|| w.after_delivery_requires.clone()),
                 },
                 max_content_bytes: f
                     .max_content_bytes
@@ -900,7 +945,33 @@ fn check_watch(section: &str, w: &WatchSettings) -> Result<(), ConfigError> {
     if w.rescan_interval_s == 0 {
         return Err(bad("rescan_interval_s", "must be at least 1"));
     }
+    if w.after_delivery == AfterDelivery::Move
+        && crate::confine::components(w.after_delivery_dir.as_bytes()).is_err()
+    {
+        return Err(bad(
+            "after_delivery_dir",
+            "must be a relative directory inside the folder (no leading /, no empty, . or .. component)",
+        ));
+    }
+    if let Some(name) = w
+        .after_delivery_requires
+        .iter()
+        .find(|n| !valid_consumer_name(n))
+    {
+        return Err(bad(
+            "after_delivery_requires",
+            &format!("{name:?} is not a consumer name (1 to 64 of A-Z, a-z, 0-9, '.', '_', '-')"),
+        ));
+    }
     Ok(())
+}
+
+/// Whether `name` may name a consumer (`consumer=NAME`): 1 to 64 of `A-Z a-z 0-9 . _ -`.
+pub fn valid_consumer_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 /// `dir` made absolute (against the working directory) with `.` and `..` resolved by
@@ -1048,6 +1119,45 @@ mod tests {
     }
 
     #[test]
+    fn after_delivery_is_off_by_default_and_its_dir_must_stay_inside() {
+        let env = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<Vec<_>>()
+        };
+        let s = load(None, env(&[])).unwrap();
+        assert_eq!(s.watch.after_delivery, AfterDelivery::Keep);
+        assert!(s.watch.after_delivery_requires.is_empty());
+        for dir in ["../out", "/srv/out", "a//b", ""] {
+            let err = load(
+                None,
+                env(&[
+                    ("FILETRIGGER__WATCH__AFTER_DELIVERY", "move"),
+                    ("FILETRIGGER__WATCH__AFTER_DELIVERY_DIR", dir),
+                ]),
+            )
+            .unwrap_err();
+            assert!(
+                err.to_string().contains("watch.after_delivery_dir"),
+                "{dir}: {err}"
+            );
+        }
+        let s = load(
+            None,
+            env(&[
+                ("FILETRIGGER__WATCH__AFTER_DELIVERY", "delete"),
+                ("FILETRIGGER__WATCH__AFTER_DELIVERY_REQUIRES", "a,b"),
+                ("FILETRIGGER__FOLDERS__X__DIR", "/tmp/ft-x-after"),
+            ]),
+        )
+        .unwrap();
+        let x = s.watched().into_iter().find(|f| f.name == "x").unwrap();
+        assert_eq!(x.watch.after_delivery, AfterDelivery::Delete, "inherited");
+        assert_eq!(x.watch.after_delivery_requires, ["a", "b"]);
+    }
+
+    #[test]
     fn bad_values_name_their_key() {
         for (k, v, key) in [
             ("FILETRIGGER__WATCH__SETTLE_MS", "abc", "watch.settle_ms"),
@@ -1091,6 +1201,16 @@ mod tests {
                 "watch.poll_confirm",
             ),
             ("FILETRIGGER__LOG__FORMAT", "xml", "log.format"),
+            (
+                "FILETRIGGER__WATCH__AFTER_DELIVERY",
+                "shred",
+                "watch.after_delivery",
+            ),
+            (
+                "FILETRIGGER__WATCH__AFTER_DELIVERY_REQUIRES",
+                "ok,not ok",
+                "watch.after_delivery_requires",
+            ),
         ] {
             let err = load(None, env(&[(k, v)])).unwrap_err();
             assert!(err.to_string().contains(key), "{k}={v}: {err}");

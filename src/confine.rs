@@ -9,6 +9,9 @@
 //! target, creating) the parent directory of a relative path the same way, so that
 //! `statat`/`renameat`/`unlinkat` act on a name relative to a directory fd that was
 //! reached without a link: a link swapped in afterwards cannot redirect them.
+//! Also the same open from the kernel's caches only ([`open_beneath_cached`]:
+//! `RESOLVE_CACHED`), which a poll may do on an async worker because it never waits on a
+//! disk for the path.
 //! Does not own: deciding what to do when the open fails (`offer` skips the file), or
 //! whether a move or delete is allowed (`routes::actions`).
 
@@ -26,6 +29,8 @@ use rustix::io::Errno;
 /// Cleared once `openat2` turned out to be missing, so later opens go straight to the
 /// per-component walk.
 static HAVE_OPENAT2: AtomicBool = AtomicBool::new(true);
+/// Cleared once `RESOLVE_CACHED` (Linux 5.12) turned out to be missing.
+static HAVE_CACHED: AtomicBool = AtomicBool::new(true);
 
 /// Directories on the way are only searched, never read (`O_PATH`): like `openat2`'s own
 /// resolution, this needs search permission only, whichever way the file is opened.
@@ -63,6 +68,73 @@ pub fn open_beneath(root: &Path, rel: &[u8]) -> io::Result<File> {
         }
     }
     walk(root, &parts)
+}
+
+/// Opens `root/rel` like [`open_beneath`], but only if the kernel can resolve the root
+/// and every component from its dentry cache (`openat2` with `RESOLVE_CACHED`), so the
+/// call never waits on a disk or a network for the path. `Ok(None)`: it would have had to
+/// (or the kernel lacks `openat2` or `RESOLVE_CACHED`): use [`open_beneath`], off the
+/// async workers.
+///
+/// # Errors
+/// As [`open_beneath`], for a file that is known not to open (gone, a link on the way).
+pub fn open_beneath_cached(root: &Path, rel: &[u8]) -> io::Result<Option<File>> {
+    if !HAVE_OPENAT2.load(Ordering::Relaxed) || !HAVE_CACHED.load(Ordering::Relaxed) {
+        return Ok(None);
+    }
+    if rel
+        .split(|b| *b == b'/')
+        .any(|p| p.is_empty() || p == b"." || p == b"..")
+    {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    }
+    let unsupported = |e: Errno| -> io::Result<Option<File>> {
+        match e {
+            // Would have to wait (or a rename raced the resolution): the slow way decides.
+            Errno::AGAIN => Ok(None),
+            Errno::NOSYS | Errno::PERM => {
+                HAVE_OPENAT2.store(false, Ordering::Relaxed);
+                Ok(None)
+            }
+            // An unknown resolve flag: this kernel has no RESOLVE_CACHED.
+            Errno::INVAL => {
+                HAVE_CACHED.store(false, Ordering::Relaxed);
+                Ok(None)
+            }
+            e => Err(e.into()),
+        }
+    };
+    let root = match openat2(CWD, root, DIR, Mode::empty(), ResolveFlags::CACHED) {
+        Ok(fd) => fd,
+        Err(e) => return unsupported(e),
+    };
+    let how = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::CACHED;
+    match openat2(&root, OsStr::from_bytes(rel), FILE, Mode::empty(), how) {
+        Ok(fd) => Ok(Some(File::from(fd))),
+        Err(e) => unsupported(e),
+    }
+}
+
+/// File systems whose opens, stats and reads never wait on a network or another
+/// process (their `statfs` magic numbers): ext2/3/4, XFS, Btrfs, tmpfs, F2FS, ZFS,
+/// overlayfs, bcachefs, ramfs.
+const LOCAL_FS: [u64; 9] = [
+    0xEF53,
+    0x5846_5342,
+    0x9123_683E,
+    0x0102_1994,
+    0xF2F5_2010,
+    0x2FC1_2FC1,
+    0x794C_7630,
+    0xCA45_1A4E,
+    0x8584_58F6,
+];
+
+/// Whether `dir` lies on a local file system (one of a known list), where opening and
+/// stating a file whose path is in the dentry cache does not wait on a network. Anything
+/// else (NFS, SMB, FUSE, an unknown type, or `statfs` failing) says no.
+pub fn is_local_fs(dir: &Path) -> bool {
+    rustix::fs::statfs(dir).is_ok_and(|st| LOCAL_FS.contains(&((st.f_type as u64) & 0xFFFF_FFFF)))
 }
 
 /// One `openat` per component, each without following a link.
@@ -168,6 +240,46 @@ mod tests {
         assert!(open_beneath(&root, b"dirlink/secret").is_err());
         assert!(open_beneath(&root, b"../secret").is_err());
         assert!(open_beneath(&root, b"/etc/passwd").is_err());
+        // From the caches only: refused alike (or "not cached", never opened).
+        for rel in [
+            &b"link"[..],
+            b"dirlink/secret",
+            b"../secret",
+            b"/etc/passwd",
+        ] {
+            assert!(!matches!(open_beneath_cached(&root, rel), Ok(Some(_))));
+        }
+    }
+
+    #[test]
+    fn a_temporary_directory_is_on_a_local_file_system() {
+        // /tmp and the build directory are local here; /proc is not in the list.
+        assert!(is_local_fs(&std::env::temp_dir()));
+        assert!(!is_local_fs(Path::new("/proc")));
+        assert!(!is_local_fs(Path::new("/no/such/dir")));
+    }
+
+    #[test]
+    fn a_cached_path_opens_from_the_caches() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("a")).unwrap();
+        std::fs::write(dir.path().join("a/f.txt"), b"ok").unwrap();
+        // Just written, so every component is in the dentry cache.
+        let mut s = String::new();
+        match open_beneath_cached(dir.path(), b"a/f.txt").unwrap() {
+            Some(mut f) => {
+                f.read_to_string(&mut s).unwrap();
+                assert_eq!(s, "ok");
+            }
+            None => assert!(
+                !HAVE_OPENAT2.load(Ordering::Relaxed) || !HAVE_CACHED.load(Ordering::Relaxed),
+                "a path just written was not resolved from the cache"
+            ),
+        }
+        assert!(!matches!(
+            open_beneath_cached(dir.path(), b"a/gone.txt"),
+            Ok(Some(_))
+        ));
     }
 
     #[test]

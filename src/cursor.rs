@@ -49,6 +49,14 @@ impl FirstCursor {
     }
 }
 
+impl FirstCursor {
+    /// The greatest cursor handed out so far could be (the clock's floor or its durable
+    /// reservation, whichever is later): an acknowledgement is never stored past it.
+    pub(crate) fn horizon(&self) -> Stamp {
+        self.clock.floor().max(self.clock.reserved())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

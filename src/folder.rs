@@ -27,6 +27,10 @@ pub(crate) struct Folder {
     pub(crate) reader: IndexReader,
     /// `trigger.max_content_bytes` for this folder.
     pub(crate) max_content: u64,
+    /// Whether `root` is on a local file system ([`crate::confine::is_local_fs`], asked
+    /// once at start): then a poll checks cached files on its async worker, not on the
+    /// blocking pool (`offer::try_next_after`).
+    pub(crate) local: bool,
     /// Whether subdirectories are watched too (`recursive`).
     pub(crate) recursive: bool,
     /// The index writer, for this folder's tables (the move and delete actions).

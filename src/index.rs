@@ -19,7 +19,8 @@
 //!   `offers` entry (see [`MoveStep`]).
 //! - `acks`: party (`consumer/NAME`, `subscription/ID`) → stamp: everything stamped at or
 //!   before it has been acknowledged by that party (named consumers, webhook
-//!   subscriptions); the clean-up after delivery reads it. Added after schema 1 like
+//!   subscriptions); the clean-up after delivery reads it. Also `origin/consumer/NAME`:
+//!   the first-call cursor a consumer started from (written by the same [`WriteOp::Ack`]). Added after schema 1 like
 //!   `still_open` (an older index gets the empty table). An ack that advances wakes the
 //!   folder's clean-up ([`IndexReader::acked`]).
 //! - `subscriptions`, `waits` (global, not per folder): id → JSON bytes, the webhook
@@ -1207,7 +1208,6 @@ impl IndexReader {
 
     /// Woken after a commit that advanced (or forgot) an ack of this folder: the
     /// clean-up after delivery may have work.
-    #[allow(dead_code)] // the clean-up after delivery (consumers branch) waits on it
     pub(crate) fn acked(&self) -> &tokio::sync::Notify {
         &self.folder.acked
     }
@@ -1591,7 +1591,6 @@ impl Snapshot {
     ///
     /// # Errors
     /// [`IndexError::Store`] when the store cannot be read.
-    #[allow(dead_code)] // the clean-up after delivery (consumers branch) reads it
     pub(crate) fn acks_with_prefix(
         &self,
         prefix: &str,
@@ -2049,6 +2048,34 @@ mod tests {
     fn inspect_after_close(dir: &Path, index: Index) -> Option<u64> {
         drop(index);
         inspect(dir).unwrap()
+    }
+
+    #[tokio::test]
+    async fn acks_only_rise_wake_the_folder_and_can_be_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let index =
+            Index::open_folders(dir.path(), Arc::new(SystemClock), &["default", "b"]).unwrap();
+        let (w, _join) = index.start_writer(16).unwrap();
+        let r = index.reader();
+        let ack = |key: &str, s: i64| WriteOp::Ack {
+            key: key.into(),
+            stamp: Stamp(s),
+        };
+        apply(&w, vec![ack("consumer/x", 10), ack("consumer/x", 5)]).await;
+        tokio::time::timeout(Duration::from_secs(5), r.acked().notified())
+            .await
+            .expect("an advancing ack wakes the folder");
+        apply(&w, vec![ack("consumer/y", 7), ack("subscription/s", 3)]).await;
+        let snap = r.snapshot().unwrap();
+        assert_eq!(snap.ack("consumer/x").unwrap(), Some(Stamp(10)));
+        assert_eq!(
+            snap.acks_with_prefix("consumer/").unwrap(),
+            vec![("x".to_string(), Stamp(10)), ("y".to_string(), Stamp(7))]
+        );
+        let other = index.reader_for("b").unwrap().snapshot().unwrap();
+        assert_eq!(other.ack("consumer/x").unwrap(), None, "per folder");
+        apply(&w, vec![WriteOp::Unack("consumer/x".into())]).await;
+        assert_eq!(r.snapshot().unwrap().ack("consumer/x").unwrap(), None);
     }
 
     #[tokio::test]

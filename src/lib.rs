@@ -6,6 +6,7 @@
 //! polling-trigger shape Logic Apps expects. See `README.md` for the map from each concern to its module.
 
 pub(crate) mod auth;
+pub(crate) mod cleanup;
 pub mod cli;
 pub mod config;
 pub(crate) mod confine;
@@ -124,7 +125,12 @@ pub async fn start(
                 f.name
             )));
         };
-        let filter = Arc::new(filter::Filter::new(&f.watch.include, &f.watch.exclude)?);
+        let mut exclude = f.watch.exclude.clone();
+        if f.watch.after_delivery == config::AfterDelivery::Move {
+            // Moved files are never offered again.
+            exclude.push(cleanup::exclude_pattern(&f.watch.after_delivery_dir));
+        }
+        let filter = Arc::new(filter::Filter::new(&f.watch.include, &exclude)?);
         let poll = f.watch.mode == config::WatchMode::Poll;
         let (watch_handle, watch_rx) = if poll {
             watch::disabled()
@@ -137,6 +143,7 @@ pub async fn start(
         tracing::info!(folder = %f.name, dir = %root.display(), recursive = f.watch.recursive, "watching");
         let folder = Arc::new(folder::Folder {
             name: f.name.clone(),
+            local: confine::is_local_fs(&root),
             root: root.clone(),
             reader: reader.clone(),
             max_content: f.max_content_bytes,
@@ -231,6 +238,29 @@ pub async fn start(
         tls.clone(),
         token.clone(),
     ));
+    for f in &watched {
+        if f.watch.after_delivery == config::AfterDelivery::Keep {
+            continue;
+        }
+        let Some(folder) = state.folder(&f.name) else {
+            continue;
+        };
+        let c = cleanup::Cleanup {
+            folder: f.name.clone(),
+            root: folder.root.clone(),
+            reader: folder.reader.clone(),
+            writer: folder.writer.clone(),
+            mode: f.watch.after_delivery,
+            dir: f.watch.after_delivery_dir.clone(),
+            requires: f.watch.after_delivery_requires.clone(),
+        };
+        let mode = match f.watch.after_delivery {
+            config::AfterDelivery::Move => "move",
+            _ => "delete",
+        };
+        tracing::info!(folder = %f.name, mode, requires = ?f.watch.after_delivery_requires, "clean-up after delivery on");
+        tokio::spawn(cleanup::run(c, token.clone()));
+    }
     if let Some(keep) = settings.state.retention {
         tokio::spawn(prune(writer.clone(), index.clock(), keep, token.clone()));
     }

@@ -89,6 +89,8 @@ pub enum Route {
     Subscriptions,
     /// `/watches/NAME/waits` and `/watches/NAME/waits/ID`
     Waits,
+    /// `/watches/NAME/consumers` (list) and `/watches/NAME/consumers/C` (delete)
+    Consumers,
     /// `/watches` and any other folder route
     Watches,
     /// `/openapi.json`
@@ -118,6 +120,7 @@ impl Route {
                     Route::Subscriptions
                 }
                 op if op == "waits" || op.starts_with("waits/") => Route::Waits,
+                op if op == "consumers" || op.starts_with("consumers/") => Route::Consumers,
                 _ => Route::Watches,
             };
         }
@@ -142,6 +145,7 @@ impl Route {
             Route::Move => "move",
             Route::Subscriptions => "subscriptions",
             Route::Waits => "waits",
+            Route::Consumers => "consumers",
             Route::Watches => "watches",
             Route::OpenApi => "openapi",
             Route::Healthz => "healthz",

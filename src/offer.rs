@@ -77,7 +77,12 @@ pub fn next_after(
 ) -> Result<Option<Offer>, IndexError> {
     let snapshot = reader.snapshot()?;
     Ok(snapshot
-        .first_after(cursor, MAX_SKIP, |v| open_checked(root, v, max_content))?
+        .first_after(cursor, MAX_SKIP, |v| {
+            match check(root, v, max_content, Wait::Allowed) {
+                Checked::Use(content) => Some(content),
+                Checked::Skip | Checked::WouldWait => None,
+            }
+        })?
         .map(|f| Offer {
             stamp: f.stamp,
             version: f.version,
@@ -121,33 +126,182 @@ pub(crate) fn next_matching(
     })
 }
 
-/// Opens the indexed version if it is still what is on disk. `None` skips it: the file is
-/// gone, replaced by something that is not a regular file, or changed since (a changed
-/// file is a new version with its own, later stamp).
+/// What [`try_next_after`] found without waiting on a disk.
+#[derive(Debug)]
+pub enum Attempt {
+    /// The answer, as [`next_after`] would have given it.
+    Done(Option<Offer>),
+    /// A file on the way is not in the kernel's caches (its path or its content): ask
+    /// [`next_after`], off the async workers.
+    WouldWait,
+}
+
+/// [`next_after`] for an async worker: the index lookup (a B-tree step; `state.dir` is
+/// local), and each file's open, stat and small read only from the kernel's caches
+/// (`RESOLVE_CACHED`, `RWF_NOWAIT`), so nothing here waits on a slow disk. Call it only
+/// for a folder on a local file system ([`crate::confine::is_local_fs`]): elsewhere an
+/// open or a stat may wait on a network even with a cached path.
+///
+/// # Errors
+/// [`IndexError`] when the index cannot be read.
+pub fn try_next_after(
+    reader: &IndexReader,
+    root: &Path,
+    cursor: Stamp,
+    max_content: u64,
+) -> Result<Attempt, IndexError> {
+    let snapshot = reader.snapshot()?;
+    let found = snapshot.first_after(cursor, MAX_SKIP, |v| {
+        match check(root, v, max_content, Wait::Never) {
+            Checked::Use(content) => Some(Some(content)),
+            Checked::Skip => None,
+            Checked::WouldWait => Some(None),
+        }
+    })?;
+    Ok(match found {
+        None => Attempt::Done(None),
+        Some(f) => match f.checked {
+            Some(content) => Attempt::Done(Some(Offer {
+                stamp: f.stamp,
+                version: f.version,
+                content,
+                more: f.more,
+                still_open: f.still_open,
+            })),
+            None => Attempt::WouldWait,
+        },
+    })
+}
+
+/// Whether checking a file may wait on the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    /// Blocking calls are fine (a blocking-pool thread).
+    Allowed,
+    /// Only what the kernel has cached (an async worker).
+    Never,
+}
+
+/// What checking one indexed version gave.
+enum Checked {
+    /// Offer it with this content.
+    Use(Content),
+    /// Gone, not a regular file, or changed since: walk past it.
+    Skip,
+    /// Cannot tell without waiting on the disk ([`Wait::Never`] only).
+    WouldWait,
+}
+
+/// Opens the indexed version if it is still what is on disk (blocking). `None` skips it:
+/// the file is gone, replaced by something that is not a regular file, or changed since
+/// (a changed file is a new version with its own, later stamp).
 fn open_checked(root: &Path, v: &FileVersion, max_content: u64) -> Option<Content> {
-    let mut file = match open_version(root, v) {
+    match check(root, v, max_content, Wait::Allowed) {
+        Checked::Use(content) => Some(content),
+        Checked::Skip | Checked::WouldWait => None,
+    }
+}
+
+/// Checks the indexed version against the disk ([`open_version`]) and reads a small one.
+fn check(root: &Path, v: &FileVersion, max_content: u64, wait: Wait) -> Checked {
+    let on_disk = match wait {
+        Wait::Allowed => open_version(root, v),
+        Wait::Never => match crate::confine::open_beneath_cached(root, &v.rel) {
+            Ok(Some(f)) => same_version(Ok(f), v),
+            Ok(None) => return Checked::WouldWait,
+            Err(e) => same_version(Err(e), v),
+        },
+    };
+    let mut file = match on_disk {
         OnDisk::Same(f) => f,
         OnDisk::Unreadable(e) => {
             let path = root.join(std::ffi::OsStr::from_bytes(&v.rel));
             tracing::warn!(path = %path.display(), "offered without content: permission denied");
-            return Some(Content::Omitted(format!("the file cannot be read: {e}")));
+            return Checked::Use(Content::Omitted(format!("the file cannot be read: {e}")));
         }
-        OnDisk::Gone | OnDisk::Changed => return None,
+        OnDisk::Gone | OnDisk::Changed => return Checked::Skip,
     };
     if v.size > max_content {
-        return Some(Content::Omitted(format!(
+        return Checked::Use(Content::Omitted(format!(
             "the file has {} bytes, more than trigger.max_content_bytes ({max_content})",
             v.size
         )));
     }
-    if v.size <= INLINE_MAX {
-        match read_exactly(&mut file, v.size as usize) {
-            Ok(Some(buf)) => Some(Content::Inline(buf)),
-            Ok(None) => None,
-            Err(e) => Some(Content::Omitted(format!("the file cannot be read: {e}"))),
+    if v.size > INLINE_MAX {
+        return Checked::Use(Content::Stream(file));
+    }
+    let read = match wait {
+        Wait::Allowed => {
+            hold_for_test();
+            read_exactly(&mut file, v.size as usize)
         }
-    } else {
-        Some(Content::Stream(file))
+        Wait::Never => match read_cached(&file, v.size as usize) {
+            Some(read) => read,
+            None => return Checked::WouldWait,
+        },
+    };
+    match read {
+        Ok(Some(buf)) => Checked::Use(Content::Inline(buf)),
+        Ok(None) => Checked::Skip,
+        Err(e) => Checked::Use(Content::Omitted(format!("the file cannot be read: {e}"))),
+    }
+}
+
+/// [`read_exactly`] from the page cache only (`preadv2` with `RWF_NOWAIT`): `None` when
+/// the content is not all cached, the file system cannot say (`EOPNOTSUPP`), or the read
+/// was short (a partly cached file looks the same as one that shrank: the blocking read
+/// decides). Also `None` under the test-only read delay, which stands for a disk whose
+/// data is never cached ([`hold_for_test`]).
+fn read_cached(file: &File, size: usize) -> Option<std::io::Result<Option<Vec<u8>>>> {
+    if test_read_delay().is_some() {
+        return None;
+    }
+    let mut buf = vec![0u8; size + 1];
+    let flags = rustix::io::ReadWriteFlags::NOWAIT;
+    let n = loop {
+        match rustix::io::preadv2(file, &mut [std::io::IoSliceMut::new(&mut buf)], 0, flags) {
+            Ok(n) => break n,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(_) => return None,
+        }
+    };
+    match n.cmp(&size) {
+        std::cmp::Ordering::Less => None,
+        // Grew since it was indexed: a new version with its own stamp.
+        std::cmp::Ordering::Greater => Some(Ok(None)),
+        std::cmp::Ordering::Equal => {
+            buf.truncate(size);
+            Some(Ok(Some(buf)))
+        }
+    }
+}
+
+/// The test-only read delay: `FILETRIGGER_TEST_READ_DELAY_MS`, read once. Not a setting
+/// (not in the configuration, the README's table or `check`): an environment variable a
+/// test sets on the daemon it starts, to stand for a slow or network disk on the real
+/// read path.
+fn test_read_delay() -> Option<std::time::Duration> {
+    static DELAY: std::sync::OnceLock<Option<std::time::Duration>> = std::sync::OnceLock::new();
+    *DELAY.get_or_init(|| {
+        let ms = std::env::var("FILETRIGGER_TEST_READ_DELAY_MS").ok()?;
+        let ms = ms.trim().parse::<u64>().ok().filter(|ms| *ms > 0)?;
+        tracing::warn!(
+            ms,
+            "FILETRIGGER_TEST_READ_DELAY_MS is set: every file read waits this long (for tests only)"
+        );
+        Some(std::time::Duration::from_millis(ms))
+    })
+}
+
+/// Under the test-only read delay, waits it out before a blocking read (on a blocking-pool
+/// thread, as every blocking read is).
+fn hold_for_test() {
+    if let Some(delay) = test_read_delay() {
+        tracing::info!(
+            ms = delay.as_millis() as u64,
+            "test read delay: holding a file read"
+        );
+        std::thread::sleep(delay);
     }
 }
 
@@ -167,7 +321,12 @@ pub enum OnDisk {
 /// Opens the indexed version `v` under `root` and checks it is still that version
 /// (blocking), like a poll does, without reading it.
 pub fn open_version(root: &Path, v: &FileVersion) -> OnDisk {
-    let file = match crate::confine::open_beneath(root, &v.rel) {
+    same_version(crate::confine::open_beneath(root, &v.rel), v)
+}
+
+/// What an open of `v`'s path found: that version, another one, none, or no access.
+fn same_version(opened: std::io::Result<File>, v: &FileVersion) -> OnDisk {
+    let file = match opened {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => return OnDisk::Unreadable(e),
         Err(_) => return OnDisk::Gone,
@@ -762,6 +921,7 @@ fn from_segments(mut segs: Vec<Segment>) -> Body {
 /// the stream with an error, so the client sees a failed request (and a trigger polls the
 /// same cursor again).
 fn stream_segments(segs: Vec<Segment>, tx: mpsc::Sender<std::io::Result<Bytes>>) {
+    hold_for_test();
     let mut buf = vec![0u8; CHUNK];
     for seg in segs {
         match seg {
@@ -861,6 +1021,20 @@ mod tests {
         assert_eq!(read(6), None, "the file is shorter than indexed");
         std::fs::write(&path, b"").unwrap();
         assert_eq!(read(0), Some(Vec::new()));
+    }
+
+    #[test]
+    fn a_cached_small_file_is_read_without_waiting_and_checked_alike() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"hello").unwrap();
+        let read = |size| read_cached(&File::open(&path).unwrap(), size);
+        // Just written, so in the page cache (a file system without RWF_NOWAIT says None).
+        if let Some(got) = read(5) {
+            assert_eq!(got.unwrap(), Some(b"hello".to_vec()));
+            assert_eq!(read(4).unwrap().unwrap(), None, "longer than indexed");
+        }
+        assert!(read(6).is_none(), "shorter: the blocking read decides");
     }
 
     #[tokio::test]

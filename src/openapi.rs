@@ -23,6 +23,8 @@ use crate::routes::wait::DEFAULT_TIMEOUT_S;
 /// Longest relative path or glob the document lets a client send: keeps every URL under
 /// the gateway's 2,048 characters with room for the rest.
 const MAX_PATH_CHARS: u32 = 1024;
+/// A consumer name, as `config::valid_consumer_name` checks it.
+const CONSUMER_PATTERN: &str = "^[A-Za-z0-9._-]{1,64}$";
 
 /// What the document depends on in the configuration; built once, rendered per request.
 #[derive(Debug, Clone)]
@@ -161,6 +163,18 @@ impl Spec {
                 "description": "The cursor: files indexed after this instant (RFC 3339) are offered. Set by the daemon in Location; leave it empty.",
                 "x-ms-visibility": "internal",
             },
+            "consumer": {
+                "name": "consumer",
+                "in": "query",
+                "required": false,
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 64,
+                "pattern": CONSUMER_PATTERN,
+                "x-ms-summary": "Consumer name",
+                "description": "Name this workflow (1 to 64 of A-Z, a-z, 0-9, '.', '_', '-'): the daemon then keeps its position, so a workflow disabled and enabled again, or saved again, continues where it stood instead of skipping the files that came meanwhile. One name per workflow.",
+                "x-ms-visibility": "advanced",
+            },
             "content": {
                 "name": "content",
                 "in": "query",
@@ -209,6 +223,8 @@ impl Spec {
             "/watches/{folder}/content": {"get": self.get_file_content()},
             "/watches/{folder}/wait": {"get": self.wait_for_file()},
             "/watches/{folder}/move": {"post": self.move_file()},
+            "/watches/{folder}/consumers": {"get": self.list_consumers()},
+            "/watches/{folder}/consumers/{consumer}": {"delete": self.delete_consumer()},
             "/watches/{folder}/subscriptions": {
                 "x-ms-notification-content": {
                     "description": "A new file, POSTed to the workflow's callback: the same File the polling trigger returns (X-Filetrigger-Stamp names its version).",
@@ -297,6 +313,7 @@ impl Spec {
     fn on_new_file(&self, named: bool) -> Value {
         let mut params = vec![
             json!({"$ref": "#/parameters/triggerState"}),
+            json!({"$ref": "#/parameters/consumer"}),
             json!({"$ref": "#/parameters/content"}),
         ];
         if named {
@@ -356,6 +373,7 @@ impl Spec {
                     "description": "The most files one call returns (1 to 100).",
                     "x-ms-visibility": "advanced",
                 },
+                {"$ref": "#/parameters/consumer"},
                 {"$ref": "#/parameters/content"},
             ],
             "responses": self.responses(obj(json!({
@@ -599,6 +617,76 @@ impl Spec {
                     }
                 }
             })), &[400, 403, 404, 409, 503]),
+        })
+    }
+
+    fn list_consumers(&self) -> Value {
+        json!({
+            "operationId": "ListConsumers",
+            "summary": "List consumers",
+            "description": "Lists the folder's named consumers (the Consumer name of the triggers): each one's position and how many files wait behind it.",
+            "x-ms-visibility": "advanced",
+            "parameters": [{"$ref": "#/parameters/folder"}],
+            "responses": self.responses(obj(json!({
+                "200": {
+                    "description": "The folder's consumers.",
+                    "schema": {
+                        "type": "object",
+                        "required": ["value"],
+                        "properties": {
+                            "value": {
+                                "type": "array",
+                                "x-ms-summary": "Consumers",
+                                "description": "The consumers, by name.",
+                                "items": {"$ref": "#/definitions/Consumer"},
+                            }
+                        }
+                    }
+                }
+            })), &[403, 404, 503]),
+        })
+    }
+
+    fn delete_consumer(&self) -> Value {
+        json!({
+            "operationId": "DeleteConsumer",
+            "summary": "Delete consumer",
+            "description": "Forgets a named consumer's position: its next first call starts at now. The files are not touched.",
+            "x-ms-visibility": "advanced",
+            "parameters": [
+                {"$ref": "#/parameters/folder"},
+                {
+                    "name": "consumer",
+                    "in": "path",
+                    "required": true,
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 64,
+                    "pattern": CONSUMER_PATTERN,
+                    "x-ms-summary": "Consumer name",
+                    "description": "The consumer to forget.",
+                    "x-ms-url-encoding": "single",
+                    "x-ms-dynamic-values": {
+                        "operationId": "ListConsumers",
+                        "parameters": {"folder": {"parameter": "folder"}},
+                        "value-collection": "value",
+                        "value-path": "name",
+                        "value-title": "name",
+                    },
+                },
+            ],
+            "responses": self.responses(obj(json!({
+                "200": {
+                    "description": "The consumer was forgotten.",
+                    "schema": {
+                        "type": "object",
+                        "required": ["deleted"],
+                        "properties": {
+                            "deleted": {"type": "string", "x-ms-summary": "Deleted consumer", "description": "Its name."},
+                        }
+                    }
+                }
+            })), &[400, 403, 404, 503]),
         })
     }
 
@@ -897,7 +985,7 @@ fn shared_responses() -> Value {
         "BadRequest": err("A parameter is not valid; the message names it."),
         "Unauthorized": err("Credentials are missing or not accepted."),
         "Forbidden": err("This connection may not use the folder (folder_forbidden), or writing is off in the daemon (writing_disabled)."),
-        "NotFound": err("No such folder (unknown_folder) or file (file_not_found)."),
+        "NotFound": err("No such folder (unknown_folder), file (file_not_found) or consumer (consumer_not_found)."),
         "Conflict": err("The file changed since that version (version_changed), or the destination exists (target_exists)."),
         "RangeNotSatisfiable": range,
         "UriTooLong": err("The request URL is too long."),
@@ -964,6 +1052,16 @@ fn definitions() -> Value {
             "properties": {
                 "name": {"type": "string", "x-ms-summary": "Folder name", "description": "Its name, used in the routes."},
                 "recursive": {"type": "boolean", "x-ms-summary": "Includes subfolders", "description": "Whether files in subfolders are offered too."},
+            },
+        },
+        "Consumer": {
+            "type": "object",
+            "description": "A named consumer of a folder's triggers.",
+            "required": ["name", "position", "waiting"],
+            "properties": {
+                "name": {"type": "string", "x-ms-summary": "Consumer name", "description": "Its name (the triggers' consumer parameter)."},
+                "position": {"type": "string", "format": "date-time", "x-ms-summary": "Position", "description": "Everything indexed up to here has been acknowledged; a first call without a cursor continues after it."},
+                "waiting": {"type": "integer", "format": "int64", "x-ms-summary": "Files waiting", "description": "Index entries after the position (not checked against the disk), counted up to 100000."},
             },
         },
         "WaitResult": {
@@ -1113,12 +1211,14 @@ mod tests {
             ids,
             [
                 "CancelWaitWebhook",
+                "DeleteConsumer",
                 "DeleteFile",
                 "DeleteSubscription",
                 "GetFileContent",
                 "GetFileProperties",
                 "GetOpenApiDefinition",
                 "GetSubscription",
+                "ListConsumers",
                 "ListFiles",
                 "ListFolders",
                 "ListSubscriptions",

@@ -69,11 +69,11 @@ impl From<&crate::config::WatchSettings> for Timing {
 
 /// What an observation tells about a file's writer.
 ///
-/// With notify 8's inotify backend: `Create(_)` and `Modify(Data(_))` are
+/// With notify's inotify backend: `Create(_)` and `Modify(Data(_))` are
 /// [`Seen::Written`]; `Access(Close(Write))` (IN_CLOSE_WRITE) is [`Seen::Closed`];
-/// `Access(Open(_))` (IN_OPEN, which also follows every read and every writer probe of
-/// our own) says nothing of a writer and must not count; IN_CLOSE_NOWRITE is not in
-/// notify's mask and never arrives.
+/// IN_OPEN (which also follows every read and every writer probe of our own) and
+/// IN_CLOSE_NOWRITE say nothing of a writer: the watcher does not ask the kernel for
+/// them (`watch::config`), and would drop them if they came.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Seen {
     /// Found by a scan or a stat: nothing is known of a writer. The quiet time starts

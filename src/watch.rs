@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind, RenameMode};
-use notify::{Config, Event, RecommendedWatcher, RecursiveMode, Watcher};
+use notify::{Config, Event, EventKindMask, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::{mpsc, Notify};
 
 /// What the watcher reports: one notify event, named.
@@ -171,6 +171,18 @@ impl std::fmt::Debug for WatchHandle {
     }
 }
 
+/// The events asked of the kernel: every kind but opens (`IN_OPEN`) and closes without
+/// a write (`IN_CLOSE_NOWRITE`). Every poll opens the file it offers and the writer probe
+/// opens files too; left in the kernel's mask, each such open would wake notify's thread
+/// for an event dropped here anyway. A writer's close (`IN_CLOSE_WRITE`, in
+/// `ACCESS_CLOSE`) stays: `settle` and `writers` rely on it. Symbolic links are not
+/// followed.
+pub fn config() -> Config {
+    Config::default()
+        .with_follow_symlinks(false)
+        .with_event_kinds(EventKindMask::CORE | EventKindMask::ACCESS_CLOSE)
+}
+
 /// No watcher at all (`watch.mode = "poll"`): the receiver never yields and adding a
 /// watch does nothing, so discovery lives on its periodic scans.
 pub fn disabled() -> (WatchHandle, WatchRx) {
@@ -214,8 +226,7 @@ pub fn start(root: &Path, capacity: usize) -> Result<(WatchHandle, WatchRx), not
             }
         }
     };
-    let mut watcher =
-        RecommendedWatcher::new(handler, Config::default().with_follow_symlinks(false))?;
+    let mut watcher = RecommendedWatcher::new(handler, config())?;
     watcher.watch(root, RecursiveMode::NonRecursive)?;
     let watches = Watches {
         watcher: Arc::new(Mutex::new(Some(watcher))),

@@ -159,6 +159,19 @@ impl Client {
     /// # Errors
     /// [`ClientError`] when the URL is unusable or no answer came.
     pub async fn get(&mut self, url: &str) -> Result<Reply, ClientError> {
+        self.request(hyper::Method::GET, url).await
+    }
+
+    /// Sends a request without a body (`GET`, `DELETE`) to an absolute `http://` or
+    /// `https://` URL and reads the whole answer.
+    ///
+    /// # Errors
+    /// [`ClientError`] when the URL is unusable or no answer came.
+    pub async fn request(
+        &mut self,
+        method: hyper::Method,
+        url: &str,
+    ) -> Result<Reply, ClientError> {
         let uri: Uri = url
             .parse()
             .map_err(|e: hyper::http::uri::InvalidUri| ClientError::Url {
@@ -176,7 +189,9 @@ impl Client {
         };
         let authority = uri.authority().ok_or_else(|| bad_url("no host"))?.clone();
         let key = format!("{}://{authority}", if tls { "https" } else { "http" });
-        let mut req = Request::get(uri.path_and_query().map_or("/", |p| p.as_str()))
+        let mut req = Request::builder()
+            .method(method)
+            .uri(uri.path_and_query().map_or("/", |p| p.as_str()))
             .body(Empty::<Bytes>::new())
             .map_err(|e| bad_url(&e.to_string()))?;
         let host = HeaderValue::from_str(authority.as_str()).map_err(|_| bad_url("bad host"))?;

@@ -1,5 +1,6 @@
-//! The command line: `filetrigger [serve]`, `check`, `status`, `poll`, `openapi`, and the
-//! hidden `generate-assets` that writes the shell completions and manual pages.
+//! The command line: `filetrigger [serve]`, `check`, `status`, `poll`, `consumers`,
+//! `openapi`, and the hidden `generate-assets` that writes the shell completions and
+//! manual pages.
 //!
 //! Owns: the clap definition (one source for `--help`, the completions and the man pages),
 //! running the administrator's commands and their exit codes, and the settings they
@@ -11,6 +12,7 @@
 mod assets;
 mod check;
 mod client;
+mod consumers;
 mod poll;
 mod status;
 
@@ -68,6 +70,13 @@ pub enum Command {
     /// that resumes there; with --follow it keeps polling until Ctrl-C (SIGINT) or SIGTERM,
     /// then exits 0.
     Poll(PollArgs),
+    /// List or delete a folder's named consumers (the positions kept for `consumer=NAME`).
+    ///
+    /// `list` prints one line per consumer: its name, its position and how many files wait
+    /// behind it; `delete NAME` forgets one (its next first call starts at "now"). Exit
+    /// status 0 when done, 1 when the daemon refused (no such consumer or folder), 2 for
+    /// unusable settings, 3 when it does not answer.
+    Consumers(ConsumersArgs),
     /// Print the connector's OpenAPI (Swagger 2.0) definition for these settings.
     ///
     /// The same document the daemon serves at /openapi.json, without starting it: the host
@@ -135,6 +144,32 @@ pub struct PollArgs {
     pub content: bool,
 }
 
+/// `consumers`' options.
+#[derive(Args, Debug, Clone)]
+pub struct ConsumersArgs {
+    /// How to reach the daemon.
+    #[command(flatten)]
+    pub remote: Remote,
+    /// The folder (`default` is `[watch]`'s).
+    #[arg(long, value_name = "NAME", default_value = "default")]
+    pub folder: String,
+    /// What to do.
+    #[command(subcommand)]
+    pub action: ConsumersAction,
+}
+
+/// `consumers list` or `consumers delete NAME`.
+#[derive(Subcommand, Debug, Clone)]
+pub enum ConsumersAction {
+    /// List the folder's consumers: name, position, files waiting.
+    List,
+    /// Delete a consumer (forget its position).
+    Delete {
+        /// The consumer's name.
+        name: String,
+    },
+}
+
 /// Runs one of the administrator's commands (not `serve`) and gives its exit code.
 pub fn run(command: Command, config: Option<&Path>) -> ExitCode {
     match command {
@@ -146,6 +181,7 @@ pub fn run(command: Command, config: Option<&Path>) -> ExitCode {
         Command::Check => check::run(config),
         Command::Status(remote) => with_runtime(|| status::run(config, remote)),
         Command::Poll(args) => with_runtime(|| poll::run(config, args)),
+        Command::Consumers(args) => with_runtime(|| consumers::run(config, args)),
         Command::Openapi { url } => openapi(config, url),
         Command::GenerateAssets { dir } => assets::run(&dir),
     }

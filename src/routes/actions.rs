@@ -6,7 +6,9 @@
 //! disk no longer holds it, or the target exists: `409`), acting on the disk only through
 //! directory fds reached without a link (`confine`), and the order of index changes and
 //! disk changes that keeps a moved file from ever being offered again (see
-//! [`crate::index::MoveStep`]). Also the small query reader these routes and `wait` share.
+//! [`crate::index::MoveStep`]). Also the small query reader these routes and `wait` share,
+//! and the disk side the clean-up after delivery shares ([`at_path`], [`move_begin`],
+//! [`move_end`]).
 //! Does not own: the index's tables (`index`), the path's text form (`offer::path_text`),
 //! or the status of an error (`RequestError`, in `routes`).
 
@@ -105,6 +107,7 @@ pub(super) fn bad(name: &'static str, message: String) -> RequestError {
         "content" => "bad_content",
         "since" => "bad_since",
         "deadline" => "bad_deadline",
+        "consumer" => "bad_consumer",
         _ => "bad_parameter",
     };
     RequestError::BadParam { code, message }
@@ -181,44 +184,157 @@ async fn check(
                 ),
             });
         }
-        let (parent, name) = match crate::confine::open_parent_beneath(&root, &version.rel, false) {
-            Ok(p) => p,
-            Err(e) => return Err(refused_path("path", &shown, e.raw_os_error(), true)),
-        };
-        let name = name.to_vec();
-        let st = match statat(&parent, std::ffi::OsStr::from_bytes(&name), AtFlags::SYMLINK_NOFOLLOW) {
-            Ok(st) => st,
-            Err(Errno::NOENT) => {
-                return Err(RequestError::FileNotFound(format!("{shown:?} is gone from the folder")))
-            }
-            Err(e) => return Err(refused_path("path", &shown, Some(e.raw_os_error()), true)),
-        };
-        let mtime = Stamp(
-            (st.st_mtime as i64)
-                .saturating_mul(1_000_000_000)
-                .saturating_add(st.st_mtime_nsec as i64),
-        );
-        let is_file = FileType::from_raw_mode(st.st_mode) == FileType::RegularFile;
-        if !is_file || !version.same_version(st.st_size as u64, mtime, st.st_ino) {
-            return Err(RequestError::Conflict {
+        match at_path(&root, &version) {
+            Ok(AtPath::Same { parent, name }) => Ok(Checked {
+                version,
+                stamp,
+                parent,
+                name,
+            }),
+            Ok(AtPath::Gone) => Err(RequestError::FileNotFound(format!(
+                "{shown:?} is gone from the folder"
+            ))),
+            Ok(AtPath::Changed) => Err(RequestError::Conflict {
                 code: "version_changed",
                 message: format!(
                     "{shown:?} on disk is no longer the version indexed at {stamp}: nothing was changed"
                 ),
-            });
+            }),
+            Err(e) => Err(refused_path("path", &shown, Some(e.raw_os_error()), true)),
         }
-        Ok(Checked {
-            version,
-            stamp,
-            parent,
-            name,
-        })
     })
     .await
     .map_err(|e| {
         tracing::error!(error = %e, "action task failed");
         RequestError::Unavailable("internal error")
     })?
+}
+
+/// What the disk holds at an indexed version's path, reached without a link.
+pub(crate) enum AtPath {
+    /// Exactly that version (a regular file, same size, mtime and inode): its parent
+    /// directory (an fd reached without a link) and its name there.
+    Same {
+        /// The parent directory.
+        parent: OwnedFd,
+        /// The file's name in it.
+        name: Vec<u8>,
+    },
+    /// Something else: another version, or not a regular file.
+    Changed,
+    /// Nothing: the file, or a directory on the way, is missing.
+    Gone,
+}
+
+/// Looks at `root/version.rel` without following a link anywhere on the way (blocking).
+///
+/// # Errors
+/// The OS error when the path cannot be reached without a link (`ELOOP`, `ENOTDIR`), or
+/// `EINVAL` for a path that climbs out.
+pub(crate) fn at_path(root: &std::path::Path, version: &FileVersion) -> Result<AtPath, Errno> {
+    let (parent, name) = match crate::confine::open_parent_beneath(root, &version.rel, false) {
+        Ok(p) => p,
+        Err(e) if e.raw_os_error() == Some(Errno::NOENT.raw_os_error()) => return Ok(AtPath::Gone),
+        Err(e) => {
+            return Err(e
+                .raw_os_error()
+                .map_or(Errno::INVAL, Errno::from_raw_os_error))
+        }
+    };
+    let name = name.to_vec();
+    let st = match statat(
+        &parent,
+        std::ffi::OsStr::from_bytes(&name),
+        AtFlags::SYMLINK_NOFOLLOW,
+    ) {
+        Ok(st) => st,
+        Err(Errno::NOENT) => return Ok(AtPath::Gone),
+        Err(e) => return Err(e),
+    };
+    let mtime = Stamp(
+        (st.st_mtime as i64)
+            .saturating_mul(1_000_000_000)
+            .saturating_add(st.st_mtime_nsec as i64),
+    );
+    let is_file = FileType::from_raw_mode(st.st_mode) == FileType::RegularFile;
+    if !is_file || !version.same_version(st.st_size as u64, mtime, st.st_ino) {
+        return Ok(AtPath::Changed);
+    }
+    Ok(AtPath::Same { parent, name })
+}
+
+/// Why [`move_begin`] moved nothing.
+#[derive(Debug)]
+pub(crate) enum MoveFailed {
+    /// The index could not record the target first.
+    Index(crate::error::IndexError),
+    /// The rename failed (`EEXIST`: the target exists).
+    Rename(Errno),
+}
+
+/// The first half of a move (see [`MoveStep`]): records the target `to_rel` as known
+/// (committed), then renames `parent/name` to `to_dir/to_name` without replacing
+/// anything; on a failed rename the record is dropped again. Returns the version at its
+/// new path; [`move_end`] must follow.
+///
+/// # Errors
+/// [`MoveFailed`]; nothing moved on disk.
+pub(crate) async fn move_begin(
+    writer: &crate::index::WriterHandle,
+    from: &FileVersion,
+    stamp: Stamp,
+    (parent, name): (&OwnedFd, &[u8]),
+    (to_dir, to_name): (&OwnedFd, &[u8]),
+    to_rel: &[u8],
+) -> Result<FileVersion, MoveFailed> {
+    let target = FileVersion {
+        rel: to_rel.to_vec(),
+        ..from.clone()
+    };
+    let step = |step| WriteOp::Move {
+        step,
+        from: from.rel.clone(),
+        to: target.clone(),
+        stamp,
+    };
+    // 1. The target is known before it appears, so discovery never offers it.
+    writer
+        .apply(step(MoveStep::Adopt))
+        .await
+        .map_err(MoveFailed::Index)?;
+    let renamed = renameat_with(
+        parent,
+        std::ffi::OsStr::from_bytes(name),
+        to_dir,
+        std::ffi::OsStr::from_bytes(to_name),
+        RenameFlags::NOREPLACE,
+    );
+    if let Err(e) = renamed {
+        if let Err(ie) = writer.apply(step(MoveStep::Undo)).await {
+            tracing::warn!(error = %ie, "cannot drop the move target's record; a scan drops it");
+        }
+        return Err(MoveFailed::Rename(e));
+    }
+    Ok(target)
+}
+
+/// The second half of a move: the source is forgotten (a crash before this leaves an
+/// entry a poll skips and a scan removes).
+pub(crate) async fn move_end(
+    writer: &crate::index::WriterHandle,
+    from: &FileVersion,
+    target: &FileVersion,
+    stamp: Stamp,
+) {
+    let done = WriteOp::Move {
+        step: MoveStep::Done,
+        from: from.rel.clone(),
+        to: target.clone(),
+        stamp,
+    };
+    if let Err(e) = writer.apply(done).await {
+        tracing::warn!(error = %e, "moved, but the index could not record it yet; a scan does");
+    }
 }
 
 /// The answer to a path that could not be reached: a link or a file on the way is the
@@ -283,62 +399,47 @@ async fn try_move<B>(
         tracing::error!(error = %e, "action task failed");
         RequestError::Unavailable("internal error")
     })??;
-    let target = FileVersion {
-        rel: to.clone(),
-        ..checked.version.clone()
-    };
-    let step = |step| WriteOp::Move {
-        step,
-        from: checked.version.rel.clone(),
-        to: target.clone(),
-        stamp: checked.stamp,
-    };
-    // 1. The target is known before it appears, so discovery never offers it.
-    folder
-        .writer
-        .apply(step(MoveStep::Adopt))
-        .await
-        .map_err(index_down)?;
-    let renamed = renameat_with(
-        &checked.parent,
-        std::ffi::OsStr::from_bytes(&checked.name),
-        &to_dir,
-        std::ffi::OsStr::from_bytes(&to_name),
-        RenameFlags::NOREPLACE,
-    );
-    if let Err(e) = renamed {
-        if let Err(ie) = folder.writer.apply(step(MoveStep::Undo)).await {
-            tracing::warn!(error = %ie, "cannot drop the move target's record; a scan drops it");
+    let moved = move_begin(
+        &folder.writer,
+        &checked.version,
+        checked.stamp,
+        (&checked.parent, &checked.name),
+        (&to_dir, &to_name),
+        &to,
+    )
+    .await;
+    let target = match moved {
+        Ok(target) => target,
+        Err(MoveFailed::Index(e)) => return Err(index_down(e)),
+        Err(MoveFailed::Rename(e)) => {
+            return Err(match e {
+                Errno::EXIST => RequestError::Conflict {
+                    code: "target_exists",
+                    message: format!("{to_shown:?} exists already: nothing was moved"),
+                },
+                Errno::NOENT => RequestError::FileNotFound(format!(
+                    "{:?} is gone from the folder",
+                    path_text(&checked.version.rel).0
+                )),
+                Errno::ISDIR | Errno::NOTDIR | Errno::LOOP => {
+                    bad("to", format!("{to_shown:?} cannot be a target: {e}"))
+                }
+                Errno::ACCESS | Errno::PERM | Errno::ROFS => {
+                    tracing::warn!(error = %e, "move refused by the file system");
+                    RequestError::NotPermitted(format!(
+                        "the file system refused the move: {e} (see the README on ReadWritePaths=)"
+                    ))
+                }
+                e => {
+                    tracing::error!(error = %e, "move failed");
+                    RequestError::Unavailable("the file cannot be moved right now")
+                }
+            })
         }
-        return Err(match e {
-            Errno::EXIST => RequestError::Conflict {
-                code: "target_exists",
-                message: format!("{to_shown:?} exists already: nothing was moved"),
-            },
-            Errno::NOENT => RequestError::FileNotFound(format!(
-                "{:?} is gone from the folder",
-                path_text(&checked.version.rel).0
-            )),
-            Errno::ISDIR | Errno::NOTDIR | Errno::LOOP => {
-                bad("to", format!("{to_shown:?} cannot be a target: {e}"))
-            }
-            Errno::ACCESS | Errno::PERM | Errno::ROFS => {
-                tracing::warn!(error = %e, "move refused by the file system");
-                RequestError::NotPermitted(format!(
-                    "the file system refused the move: {e} (see the README on ReadWritePaths=)"
-                ))
-            }
-            e => {
-                tracing::error!(error = %e, "move failed");
-                RequestError::Unavailable("the file cannot be moved right now")
-            }
-        });
-    }
+    };
     tracing::info!(folder = %folder.name, from = %path_text(&checked.version.rel).0, to = %to_shown, "moved");
     // 2. The source is forgotten; a crash before this leaves an entry a poll skips.
-    if let Err(e) = folder.writer.apply(step(MoveStep::Done)).await {
-        tracing::warn!(error = %e, "moved, but the index could not record it yet; a scan does");
-    }
+    move_end(&folder.writer, &checked.version, &target, checked.stamp).await;
     let body = properties(&target, checked.stamp);
     Ok(json(StatusCode::OK, body.to_string()))
 }

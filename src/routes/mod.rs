@@ -1,5 +1,5 @@
 //! What a request gets: routing, authentication, and JSON errors, with one module per
-//! route family (`trigger` for `/trigger`, `read` for a folder's batch trigger and read
+//! route family (`trigger` for `/trigger`, `consumers` for named consumers, `read` for a folder's batch trigger and read
 //! actions, `wait` for the wait action, `actions` for move and delete, `health` for
 //! `/healthz`, `metrics` for `/metrics`, `openapi` for `/openapi.json`).
 //!
@@ -13,7 +13,8 @@
 //! the URL the client sees (`url`), the credentials themselves (`auth`), or the metrics
 //! (`crate::metrics`).
 
-mod actions;
+pub(crate) mod actions;
+mod consumers;
 mod health;
 mod hooks;
 mod metrics;
@@ -28,6 +29,8 @@ pub(crate) use read::content_link;
 #[cfg(fuzzing)]
 #[doc(hidden)]
 pub mod fuzzing;
+
+pub(crate) use consumers::{key as consumer_key, origin_key as consumer_origin_key};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -130,6 +133,7 @@ impl AppState {
     ) -> AppState {
         let folder = Arc::new(Folder {
             name: crate::folder::DEFAULT.to_string(),
+            local: crate::confine::is_local_fs(&root),
             root,
             reader: index.reader(),
             max_content: settings.trigger.max_content_bytes,
@@ -411,6 +415,17 @@ where
         (_, "move") => not_allowed(method, "POST"),
         (&Method::DELETE, "files") => actions::delete_file(state, folder, req).await,
         (_, "files") => not_allowed(method, "GET, DELETE"),
+        (&Method::GET, "consumers") if has_body => error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_not_accepted",
+            "a GET here takes no request body",
+        ),
+        (&Method::GET, "consumers") => consumers::list(state, folder).await,
+        (_, "consumers") => not_allowed(method, "GET"),
+        (&Method::DELETE, op) if op.starts_with("consumers/") => {
+            consumers::delete(state, folder, req, &op["consumers/".len()..]).await
+        }
+        (_, op) if op.starts_with("consumers/") => not_allowed(method, "DELETE"),
         _ => error(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -516,6 +531,14 @@ enum RequestError {
     /// The file system refused a move or delete (the unit's sandbox, permissions).
     #[error("{0}")]
     NotPermitted(String),
+    /// No such thing (a consumer); `code` says what.
+    #[error("{message}")]
+    NotFound {
+        /// The JSON error code.
+        code: &'static str,
+        /// What is missing.
+        message: String,
+    },
     /// No such file is indexed (or it is gone from disk).
     #[error("{0}")]
     FileNotFound(String),
@@ -562,6 +585,7 @@ impl RequestError {
             RequestError::WritingDisabled => (StatusCode::FORBIDDEN, "writing_disabled"),
             RequestError::NotPermitted(_) => (StatusCode::FORBIDDEN, "not_permitted"),
             RequestError::FileNotFound(_) => (StatusCode::NOT_FOUND, "file_not_found"),
+            RequestError::NotFound { code, .. } => (StatusCode::NOT_FOUND, *code),
             RequestError::FileUnreadable(_) => (StatusCode::FORBIDDEN, "file_unreadable"),
             RequestError::Conflict { code, .. } => (StatusCode::CONFLICT, *code),
         }

@@ -185,19 +185,6 @@ async fn walk(
     .map_err(read_failed)
 }
 
-/// The first call of a trigger (no cursor): `202` with a fresh durable cursor.
-async fn first_call<B>(
-    state: &AppState,
-    poll: &PollRequest<'_, B>,
-) -> Result<Response<Body>, RequestError> {
-    let now = state.first_cursor.now().await.map_err(|e| {
-        tracing::error!(error = %e, "cannot record a cursor reservation");
-        RequestError::Unavailable("the index cannot be written right now")
-    })?;
-    poll.moved_to(now)
-        .map(|loc| accepted(loc, state.retry_after))
-}
-
 /// The single trigger with `content=none`: the next File without content, with its
 /// `contentLink`; otherwise the same exchange as with content.
 pub(super) async fn try_poll_without_content<B>(
@@ -207,9 +194,10 @@ pub(super) async fn try_poll_without_content<B>(
     secure: bool,
     req: &Request<B>,
 ) -> Result<Response<Body>, RequestError> {
-    let poll = PollRequest::read(&state.urls, peer, secure, req)?;
-    let Some(cursor) = poll.cursor() else {
-        return first_call(state, &poll).await;
+    let mut poll = PollRequest::read(&state.urls, peer, secure, req)?;
+    let cursor = match super::consumers::start(state, folder, &mut poll).await? {
+        super::consumers::Start::From(cursor) => cursor,
+        super::consumers::Start::Answer(r) => return Ok(r),
     };
     let unchanged = || poll.unchanged().map(|loc| accepted(loc, state.retry_after));
     if !folder.reader.maybe_after(cursor) {
@@ -263,9 +251,10 @@ async fn try_batch<B>(
         DEFAULT_FILE_COUNT,
     )?;
     let inline = content_inline(req)?;
-    let poll = PollRequest::read(&state.urls, peer, secure, req)?;
-    let Some(cursor) = poll.cursor() else {
-        return first_call(state, &poll).await;
+    let mut poll = PollRequest::read(&state.urls, peer, secure, req)?;
+    let cursor = match super::consumers::start(state, folder, &mut poll).await? {
+        super::consumers::Start::From(cursor) => cursor,
+        super::consumers::Start::Answer(r) => return Ok(r),
     };
     let unchanged = || poll.unchanged().map(|loc| accepted(loc, state.retry_after));
     if !folder.reader.maybe_after(cursor) {

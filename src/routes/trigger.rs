@@ -1,9 +1,14 @@
 //! `GET /trigger`: the polling exchange of PROTOCOL.md.
 //!
-//! Owns: the query of a poll (`triggerState` found and parsed, every other parameter kept
-//! as sent), the three answers (`202` with a new first-call cursor, `200` with the next
-//! file, `202` with the cursor unchanged) and their `Location` and `Retry-After`.
-//! Does not own: the answer with `content=none` (`read`, which also checks the
+//! Owns: the query of a poll (`triggerState` found and parsed, `consumer` checked, every
+//! other parameter kept as sent), the three answers (`202` with a new first-call cursor,
+//! `200` with the next file, `202` with the cursor unchanged) and their `Location` and
+//! `Retry-After`; where a poll's lookup runs: on its async worker when the folder is on a
+//! local file system and what it needs is in the kernel's caches
+//! (`offer::try_next_after`), else on tokio's blocking pool, so a slow disk holds only the
+//! polls that read from it.
+//! Does not own: where a named consumer starts (`consumers`), the answer with
+//! `content=none` (`read`, which also checks the
 //! parameter), the first-call cursor's durability (`cursor`), finding the next file and
 //! its body (`offer`), the base URL and `Location` encoding (`url`), the cursor's text
 //! form (`stamp`), or the status of an error (`RequestError`, in `routes`).
@@ -67,6 +72,10 @@ pub(super) struct PollRequest<'a, B> {
     req: &'a Request<B>,
     base: String,
     query: Query<'a>,
+    /// `consumer`, checked.
+    consumer: Option<String>,
+    /// The cursor is a consumer's stored position, not one the client sent.
+    resumed: bool,
 }
 
 impl<'a, B> PollRequest<'a, B> {
@@ -78,13 +87,36 @@ impl<'a, B> PollRequest<'a, B> {
         req: &'a Request<B>,
     ) -> Result<Self, RequestError> {
         let query = parse_query(req.uri().query().unwrap_or(""))?;
+        let params = super::actions::Params::of(req);
+        let consumer = params.text(super::consumers::PARAM)?;
+        if let Some(name) = consumer {
+            super::consumers::check_name(name)?;
+        }
+        let consumer = consumer.map(str::to_string);
         let base = urls.base_url(peer, secure, req)?;
-        Ok(PollRequest { req, base, query })
+        Ok(PollRequest {
+            req,
+            base,
+            query,
+            consumer,
+            resumed: false,
+        })
     }
 
-    /// The cursor the client sent.
+    /// The cursor the client sent (or the consumer's position it resumes from).
     pub(super) fn cursor(&self) -> Option<Stamp> {
         self.query.cursor
+    }
+
+    /// The consumer named by `consumer=`.
+    pub(super) fn consumer(&self) -> Option<&str> {
+        self.consumer.as_deref()
+    }
+
+    /// Goes on from a consumer's stored position, as if the client had sent it.
+    pub(super) fn resume_at(&mut self, position: Stamp) {
+        self.query.cursor = Some(position);
+        self.resumed = true;
     }
 
     /// `Location` moving the cursor to `next`, every other parameter kept.
@@ -98,9 +130,13 @@ impl<'a, B> PollRequest<'a, B> {
         )
     }
 
-    /// `Location` for "nothing new": the cursor exactly as the client sent it.
+    /// `Location` for "nothing new": the cursor exactly as the client sent it (a resumed
+    /// consumer's position, when the client sent none).
     pub(super) fn unchanged(&self) -> Result<HeaderValue, RequestError> {
-        url::same(&self.base, self.req)
+        match (self.resumed, self.query.cursor) {
+            (true, Some(position)) => self.moved_to(position),
+            _ => url::same(&self.base, self.req),
+        }
     }
 }
 
@@ -130,41 +166,47 @@ async fn try_poll<B>(
     secure: bool,
     req: &Request<B>,
 ) -> Result<Response<Body>, RequestError> {
-    let poll = PollRequest::read(&state.urls, peer, secure, req)?;
-    let Some(cursor) = poll.cursor() else {
-        let now = state.first_cursor.now().await.map_err(|e| {
-            tracing::error!(error = %e, "cannot record a cursor reservation");
-            RequestError::Unavailable("the index cannot be written right now")
-        })?;
-        return poll
-            .moved_to(now)
-            .map(|loc| accepted(loc, state.retry_after));
+    let mut poll = PollRequest::read(&state.urls, peer, secure, req)?;
+    let cursor = match super::consumers::start(state, folder, &mut poll).await? {
+        super::consumers::Start::From(cursor) => cursor,
+        super::consumers::Start::Answer(r) => return Ok(r),
     };
     let unchanged = || poll.unchanged().map(|loc| accepted(loc, state.retry_after));
     if !folder.reader.maybe_after(cursor) {
         return unchanged();
     }
-    let reader = folder.reader.clone();
-    let root = folder.root.clone();
-    let max = folder.max_content;
-    let found =
-        tokio::task::spawn_blocking(move || offer::next_after(&reader, &root, cursor, max)).await;
+    let found = if folder.local {
+        offer::try_next_after(&folder.reader, &folder.root, cursor, folder.max_content)
+    } else {
+        Ok(offer::Attempt::WouldWait)
+    };
+    let found = match found {
+        Ok(offer::Attempt::Done(found)) => Ok(found),
+        Ok(offer::Attempt::WouldWait) => {
+            let reader = folder.reader.clone();
+            let root = folder.root.clone();
+            let max = folder.max_content;
+            tokio::task::spawn_blocking(move || offer::next_after(&reader, &root, cursor, max))
+                .await
+                .map_err(|e| {
+                    tracing::error!(error = %e, "poll task failed");
+                    RequestError::Unavailable("internal error")
+                })?
+        }
+        Err(e) => Err(e),
+    };
     match found {
-        Ok(Ok(None)) => unchanged(),
-        Ok(Ok(Some(offer))) => {
+        Ok(None) => unchanged(),
+        Ok(Some(offer)) => {
             let loc = poll.moved_to(offer.stamp)?;
             let retry = if offer.more { 0 } else { state.retry_after };
             Ok(ok(offer, loc, retry))
         }
-        Ok(Err(e)) => {
+        Err(e) => {
             tracing::error!(error = %e, "index read failed");
             Err(RequestError::Unavailable(
                 "the index cannot be read right now",
             ))
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "poll task failed");
-            Err(RequestError::Unavailable("internal error"))
         }
     }
 }

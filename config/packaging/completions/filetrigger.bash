@@ -19,6 +19,9 @@ _filetrigger() {
             filetrigger,check)
                 cmd="filetrigger__subcmd__check"
                 ;;
+            filetrigger,consumers)
+                cmd="filetrigger__subcmd__consumers"
+                ;;
             filetrigger,generate-assets)
                 cmd="filetrigger__subcmd__generate__subcmd__assets"
                 ;;
@@ -37,8 +40,29 @@ _filetrigger() {
             filetrigger,status)
                 cmd="filetrigger__subcmd__status"
                 ;;
+            filetrigger__subcmd__consumers,delete)
+                cmd="filetrigger__subcmd__consumers__subcmd__delete"
+                ;;
+            filetrigger__subcmd__consumers,help)
+                cmd="filetrigger__subcmd__consumers__subcmd__help"
+                ;;
+            filetrigger__subcmd__consumers,list)
+                cmd="filetrigger__subcmd__consumers__subcmd__list"
+                ;;
+            filetrigger__subcmd__consumers__subcmd__help,delete)
+                cmd="filetrigger__subcmd__consumers__subcmd__help__subcmd__delete"
+                ;;
+            filetrigger__subcmd__consumers__subcmd__help,help)
+                cmd="filetrigger__subcmd__consumers__subcmd__help__subcmd__help"
+                ;;
+            filetrigger__subcmd__consumers__subcmd__help,list)
+                cmd="filetrigger__subcmd__consumers__subcmd__help__subcmd__list"
+                ;;
             filetrigger__subcmd__help,check)
                 cmd="filetrigger__subcmd__help__subcmd__check"
+                ;;
+            filetrigger__subcmd__help,consumers)
+                cmd="filetrigger__subcmd__help__subcmd__consumers"
                 ;;
             filetrigger__subcmd__help,generate-assets)
                 cmd="filetrigger__subcmd__help__subcmd__generate__subcmd__assets"
@@ -58,6 +82,12 @@ _filetrigger() {
             filetrigger__subcmd__help,status)
                 cmd="filetrigger__subcmd__help__subcmd__status"
                 ;;
+            filetrigger__subcmd__help__subcmd__consumers,delete)
+                cmd="filetrigger__subcmd__help__subcmd__consumers__subcmd__delete"
+                ;;
+            filetrigger__subcmd__help__subcmd__consumers,list)
+                cmd="filetrigger__subcmd__help__subcmd__consumers__subcmd__list"
+                ;;
             *)
                 ;;
         esac
@@ -65,7 +95,7 @@ _filetrigger() {
 
     case "${cmd}" in
         filetrigger)
-            opts="-h -V --config --help --version serve check status poll openapi generate-assets help"
+            opts="-h -V --config --help --version serve check status poll consumers openapi generate-assets help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -100,6 +130,136 @@ _filetrigger() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        filetrigger__subcmd__consumers)
+            opts="-h --url --user --api-key --cacert --folder --config --help list delete help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cacert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --folder)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        filetrigger__subcmd__consumers__subcmd__delete)
+            opts="-h --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        filetrigger__subcmd__consumers__subcmd__help)
+            opts="list delete help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        filetrigger__subcmd__consumers__subcmd__help__subcmd__delete)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        filetrigger__subcmd__consumers__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        filetrigger__subcmd__consumers__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        filetrigger__subcmd__consumers__subcmd__list)
+            opts="-h --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         filetrigger__subcmd__generate__subcmd__assets)
             opts="-h --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -119,7 +279,7 @@ _filetrigger() {
             return 0
             ;;
         filetrigger__subcmd__help)
-            opts="serve check status poll openapi generate-assets help"
+            opts="serve check status poll consumers openapi generate-assets help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -135,6 +295,48 @@ _filetrigger() {
         filetrigger__subcmd__help__subcmd__check)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        filetrigger__subcmd__help__subcmd__consumers)
+            opts="list delete"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        filetrigger__subcmd__help__subcmd__consumers__subcmd__delete)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        filetrigger__subcmd__help__subcmd__consumers__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
