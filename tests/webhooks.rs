@@ -630,3 +630,32 @@ fn webhook_wait_found_timed_out_cancelled_and_across_a_restart() {
         d.health().get("subscriptions").is_none()
     });
 }
+
+#[test]
+fn with_clean_up_a_file_is_deleted_only_after_the_subscription_took_it() {
+    let r = Receiver::start(Duration::from_millis(1500));
+    r.set("/hold", Behaviour::Status(503));
+    let site = Site::new();
+    let d = start(
+        &site,
+        &r,
+        &[("FILETRIGGER__WATCH__AFTER_DELIVERY", "delete")],
+    );
+    let id = subscribe(&d, serde_json::json!({"callbackUrl": r.url("/hold")})).json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = site.put("a.txt", b"a");
+    let one = format!("{}/watches/default/subscriptions/{id}", d.base());
+    // Refused (503): retrying, not acknowledged, so the file stays.
+    wait_for("a failed delivery", WAIT, || {
+        get(&one).unwrap().json()["state"] == "retrying"
+    });
+    assert!(path.exists(), "deleted before the subscription took it");
+    r.set("/hold", Behaviour::Accept);
+    wait_for("a delivered", WAIT, || r.firsts("/hold").len() == 1);
+    wait_for("a deleted after the acknowledgement", WAIT, || {
+        !path.exists()
+    });
+    assert_eq!(get(&one).unwrap().json()["state"], "active");
+}
