@@ -21,6 +21,9 @@ use hyper_util::client::legacy::connect::dns::Name;
 
 use crate::config::WebhookSettings;
 
+/// How long a subscribe waits for the callback host's name to resolve.
+const RESOLVE_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A callback URL that passed [`Policy::parse`]. Its `Display` and `Debug` show the host
 /// and path only: the query holds a secret.
 #[derive(Clone, PartialEq, Eq)]
@@ -161,8 +164,15 @@ impl Policy {
             self.check_ip(ip)?;
             return Ok(vec![SocketAddr::new(ip, port)]);
         }
-        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
+        let lookup = tokio::net::lookup_host((host.as_str(), port));
+        let addrs: Vec<SocketAddr> = tokio::time::timeout(RESOLVE_LIMIT, lookup)
             .await
+            .map_err(|_| {
+                format!(
+                    "the callback host {host} did not resolve within {} s",
+                    RESOLVE_LIMIT.as_secs()
+                )
+            })?
             .map_err(|e| format!("the callback host {host} cannot be resolved: {e}"))?
             .collect();
         if addrs.is_empty() {
