@@ -58,6 +58,13 @@ pub const KEYS: &[&str] = &[
     "log.format",
     "actions.allow_write",
     "actions.max_wait_s",
+    "webhook.allow_http",
+    "webhook.allowed_hosts",
+    "webhook.allow_private",
+    "webhook.ca_file",
+    "webhook.timeout_s",
+    "webhook.max_backoff_s",
+    "webhook.pause_after_s",
 ];
 
 /// The keys a `[folders.NAME]` section may set: `dir` (required) and the rest of `[watch]`
@@ -103,6 +110,8 @@ pub struct Settings {
     pub log: LogSettings,
     /// `[actions]`
     pub actions: ActionSettings,
+    /// `[webhook]`
+    pub webhook: WebhookSettings,
     /// `[folders.NAME]`: the named watched folders beside `[watch]`.
     #[serde(default)]
     pub folders: BTreeMap<String, FolderSettings>,
@@ -199,6 +208,29 @@ pub struct ActionSettings {
     pub allow_write: bool,
     /// `actions.max_wait_s`: the longest `timeout` the wait action takes.
     pub max_wait_s: u64,
+}
+
+/// `[webhook]`: where the daemon may send webhook deliveries (subscriptions and webhook
+/// waits), and how it retries.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// `webhook.allow_http`: plain `http://` callback URLs are accepted (tests, closed
+    /// networks).
+    pub allow_http: bool,
+    /// `webhook.allowed_hosts`: globs a callback URL's host must match (case-insensitive).
+    pub allowed_hosts: Vec<String>,
+    /// `webhook.allow_private`: loopback, private, link-local... addresses may be called.
+    pub allow_private: bool,
+    /// `webhook.ca_file`: extra trusted root certificates (PEM), beside the built-in ones.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// `webhook.timeout_s`: one delivery's limit (connect, TLS, answer).
+    pub timeout_s: u64,
+    /// `webhook.max_backoff_s`: the longest wait between two tries.
+    pub max_backoff_s: u64,
+    /// `webhook.pause_after_s`: a subscription failing this long is paused.
+    pub pause_after_s: u64,
 }
 
 /// `[metrics]`: who may read `GET /metrics`.
@@ -504,6 +536,7 @@ pub fn load(
             .with_list_parse_key("watch.exclude")
             .with_list_parse_key("watch.after_delivery_requires")
             .with_list_parse_key("server.trusted_proxies")
+            .with_list_parse_key("webhook.allowed_hosts")
             .source(Some(env)),
     );
     let config = builder.build().map_err(ConfigError::from_config)?;
@@ -692,6 +725,34 @@ impl Settings {
                 "actions.max_wait_s",
                 "must be 1 to 31536000 (one year)",
             ));
+        }
+        if !(1..=3600).contains(&self.webhook.timeout_s) {
+            return Err(bad("webhook.timeout_s", "must be 1 to 3600"));
+        }
+        if !(1..=86_400).contains(&self.webhook.max_backoff_s) {
+            return Err(bad("webhook.max_backoff_s", "must be 1 to 86400"));
+        }
+        if !(1..=31_536_000).contains(&self.webhook.pause_after_s) {
+            return Err(bad(
+                "webhook.pause_after_s",
+                "must be 1 to 31536000 (one year)",
+            ));
+        }
+        for pattern in &self.webhook.allowed_hosts {
+            if let Err(e) = globset::Glob::new(&pattern.to_ascii_lowercase()) {
+                return Err(bad(
+                    "webhook.allowed_hosts",
+                    format!("{pattern:?} is not a valid glob: {}", e.kind()),
+                ));
+            }
+        }
+        if self
+            .webhook
+            .ca_file
+            .as_ref()
+            .is_some_and(|p| p.as_os_str().is_empty())
+        {
+            self.webhook.ca_file = None;
         }
         let dirs: Vec<(String, PathBuf)> = watched
             .iter()

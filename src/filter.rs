@@ -3,11 +3,12 @@
 //! Owns: compiling the globs and answering "is this relative path offered?" and "is this
 //! directory pruned?". A pattern without `/` is matched against every single name in the
 //! path; a pattern with `/` against the whole relative path.
+//! Also [`PathGlob`], the glob of the wait action and the webhooks (`glob`).
 //! Does not own: walking (`scan`) or events (`watch`); both ask this module.
 
 use std::path::Path;
 
-use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
+use globset::{Glob, GlobBuilder, GlobMatcher, GlobSet, GlobSetBuilder};
 
 use crate::error::ConfigError;
 
@@ -101,6 +102,42 @@ impl Filter {
     }
 }
 
+/// A glob on the relative path: a pattern without `/` matches the file's name (as in
+/// `watch.include`), one with `/` the whole relative path; `*` never crosses a `/`.
+pub(crate) struct PathGlob {
+    matcher: GlobMatcher,
+    by_name: bool,
+}
+
+impl PathGlob {
+    /// Compiles `pattern`.
+    ///
+    /// # Errors
+    /// globset's, when the pattern is not a valid glob.
+    pub(crate) fn new(pattern: &str) -> Result<PathGlob, globset::Error> {
+        let glob = GlobBuilder::new(pattern)
+            .literal_separator(true)
+            .backslash_escape(true)
+            .build()?;
+        Ok(PathGlob {
+            matcher: glob.compile_matcher(),
+            by_name: !pattern.contains('/'),
+        })
+    }
+
+    /// Whether the relative path `rel` matches.
+    pub(crate) fn matches(&self, rel: &[u8]) -> bool {
+        use std::os::unix::ffi::OsStrExt;
+        let target = if self.by_name {
+            rel.rsplit(|b| *b == b'/').next().unwrap_or(rel)
+        } else {
+            rel
+        };
+        self.matcher
+            .is_match(std::path::Path::new(std::ffi::OsStr::from_bytes(target)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,5 +216,20 @@ mod tests {
         assert!(f.offers_file(Path::new(name)));
         let tmp = OsStr::from_bytes(b"caf\xe9.tmp");
         assert!(!f.offers_file(Path::new(tmp)));
+    }
+
+    #[test]
+    fn a_glob_without_a_slash_matches_the_name_and_one_with_a_slash_the_path() {
+        let g = PathGlob::new("*.csv").unwrap();
+        assert!(g.matches(b"a.csv"));
+        assert!(g.matches(b"sub/dir/a.csv"));
+        assert!(!g.matches(b"a.txt"));
+        let g = PathGlob::new("in/*.csv").unwrap();
+        assert!(g.matches(b"in/a.csv"));
+        assert!(!g.matches(b"in/x/a.csv"));
+        assert!(!g.matches(b"a.csv"));
+        let g = PathGlob::new("**/*.csv").unwrap();
+        assert!(g.matches(b"in/x/a.csv"));
+        assert!(PathGlob::new("a[").is_err());
     }
 }

@@ -263,12 +263,29 @@ fn scan_json(p: Option<Progress>) -> serde_json::Value {
     })
 }
 
+/// The webhook subscriptions by state, and the pending webhook waits (`hooks`).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct HookCounts {
+    /// Delivering, or nothing to deliver.
+    pub active: usize,
+    /// Their last call failed; retrying.
+    pub retrying: usize,
+    /// Paused after `webhook.pause_after_s` of failure.
+    pub paused: usize,
+    /// Pending webhook waits.
+    pub waits: usize,
+}
+
 /// What `/healthz` answers now, for the watched folders (at least one). With one folder
 /// the body is the first release's; with several, the top-level fields sum them up (the
 /// first folder not serving decides the status; `pending` is the sum, `lastRescan` the
 /// oldest, `scan` the first running one, `watcher` `starting` or `degraded` if any folder
 /// is, else the first folder's) and `folders` holds each folder's own fields.
-pub fn answer(folders: &[FolderStatus<'_>], index: &IndexStats) -> Answer {
+pub fn answer(
+    folders: &[FolderStatus<'_>],
+    index: &IndexStats,
+    hooks: Option<&HookCounts>,
+) -> Answer {
     let mut all_ok = true;
     let mut status_word = "ok";
     let mut watcher = folders
@@ -321,6 +338,16 @@ pub fn answer(folders: &[FolderStatus<'_>], index: &IndexStats) -> Answer {
     });
     if folders.len() > 1 {
         body["folders"] = serde_json::Value::Object(each);
+    }
+    // Webhook subscriptions show once there are any; a failing or paused one is the
+    // receiver's problem, not the daemon's: the status stays what the folders say.
+    if let Some(h) = hooks.filter(|h| h.active + h.retrying + h.paused + h.waits > 0) {
+        body["subscriptions"] = serde_json::json!({
+            "active": h.active,
+            "retrying": h.retrying,
+            "paused": h.paused,
+            "waits": h.waits,
+        });
     }
     let ok = all_ok && !folders.is_empty();
     Answer {
@@ -385,6 +412,7 @@ mod tests {
                     files: 3,
                 }],
                 &stats,
+                None,
             )
         };
         let a = one(&h);
@@ -441,6 +469,7 @@ mod tests {
                     },
                 ],
                 &stats,
+                None,
             );
             let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
             (r.code, body)

@@ -23,6 +23,9 @@
 //!   the first-call cursor a consumer started from (written by the same [`WriteOp::Ack`]). Added after schema 1 like
 //!   `still_open` (an older index gets the empty table). An ack that advances wakes the
 //!   folder's clean-up ([`IndexReader::acked`]).
+//! - `subscriptions`, `waits` (global, not per folder): id → JSON bytes, the webhook
+//!   subscriptions and webhook waits ([`Registry`]; what the JSON holds is `hooks`'
+//!   business). Created on first write like the others; an older index reads as empty.
 //! - `meta`: `schema_version`, `floor` (greatest stamp handed out), `reserved` (cursors
 //!   up to here may have been handed out).
 //!
@@ -32,6 +35,9 @@
 //! gains the new ones, with no schema change). `meta`, the stamp clock and the writer are
 //! shared: stamps are unique and increasing across folders, and each write operation
 //! carries its folder (a [`WriterHandle`] is one folder's).
+//!
+//! The index file is kept `0600` and `state.dir` `0700` when they are this user's: the
+//! webhook records hold secrets.
 
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
@@ -205,6 +211,33 @@ pub enum WriteOp {
     },
     /// Forgets a party's position (a deleted consumer, an ended subscription).
     Unack(String),
+    /// Stores (`Some`) or removes (`None`) the record `id` of a global [`Registry`] table.
+    Record {
+        /// Which table.
+        registry: Registry,
+        /// The record's key.
+        id: String,
+        /// Its JSON bytes; `None` removes it.
+        value: Option<Vec<u8>>,
+    },
+}
+
+/// The global tables of records kept for `hooks` (webhook subscriptions and waits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registry {
+    /// `subscriptions`
+    Subscriptions,
+    /// `waits`
+    Waits,
+}
+
+impl Registry {
+    fn table(self) -> TableDefinition<'static, &'static str, &'static [u8]> {
+        match self {
+            Registry::Subscriptions => TableDefinition::new("subscriptions"),
+            Registry::Waits => TableDefinition::new("waits"),
+        }
+    }
 }
 
 /// The steps of a move, each committed before the next happens on disk, so that a crash
@@ -338,6 +371,26 @@ fn open_db(path: &Path) -> Result<Database, IndexError> {
                 source,
             },
         })
+}
+
+/// Takes the group's and others' access away from `path` (to `mode`) when it has any and
+/// belongs to this process's user; a failure is logged, not fatal.
+fn keep_private(path: &Path, mode: u32) {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let Ok(meta) = std::fs::metadata(path) else {
+        return;
+    };
+    if meta.mode() & 0o077 == 0 || meta.uid() != rustix::process::geteuid().as_raw() {
+        return;
+    }
+    match std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)) {
+        Ok(()) => {
+            tracing::info!(path = %path.display(), mode = format!("{mode:o}"), "made readable by the service user only")
+        }
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "cannot restrict the permissions")
+        }
+    }
 }
 
 /// Looks at `state_dir/index.redb` without changing a byte (`filetrigger check`): opens
@@ -697,6 +750,9 @@ impl Index {
         );
         let path = state_dir.join("index.redb");
         let db = open_db(&path)?;
+        // The index holds webhook callback URLs, whose signatures are secrets.
+        keep_private(state_dir, 0o700);
+        keep_private(&path, 0o600);
         let txn = db.begin_write().ctx("open")?;
         let (floor, reserved, files, last) = {
             let mut meta = txn.open_table(META).ctx("open meta")?;
@@ -1041,6 +1097,19 @@ impl Writer {
                 .map(|f| WriteTables::open(&txn, f))
                 .collect::<Result<Vec<_>, _>>()?;
             for (folder, op) in ops {
+                if let WriteOp::Record {
+                    registry,
+                    id,
+                    value,
+                } = op
+                {
+                    let mut t = txn.open_table(registry.table()).ctx("records")?;
+                    match value {
+                        Some(v) => t.insert(id.as_str(), v.as_slice()).ctx("insert")?,
+                        None => t.remove(id.as_str()).ctx("remove")?,
+                    };
+                    continue;
+                }
                 if let WriteOp::Prune(before) = op {
                     for t in &mut tables {
                         t.prune(*before)?;
@@ -1065,7 +1134,10 @@ impl Writer {
                     } => t.move_step(*step, from, to, *stamp)?,
                     WriteOp::Ack { key, stamp } => t.ack(key, *stamp)?,
                     WriteOp::Unack(key) => t.unack(key)?,
-                    WriteOp::Prune(_) | WriteOp::Reserve(..) | WriteOp::Stop => {}
+                    WriteOp::Prune(_)
+                    | WriteOp::Reserve(..)
+                    | WriteOp::Stop
+                    | WriteOp::Record { .. } => {}
                 }
             }
             let floor = self.clock.floor();
@@ -1144,6 +1216,25 @@ impl IndexReader {
     /// check that lets "nothing new" skip the store).
     pub(crate) fn maybe_after(&self, cursor: Stamp) -> bool {
         Stamp(self.folder.last_stamp.load(Ordering::Acquire)) > cursor
+    }
+
+    /// Every record of the global table `registry`, in key order.
+    ///
+    /// # Errors
+    /// [`IndexError::Store`] when the store cannot be read.
+    pub(crate) fn records(&self, registry: Registry) -> Result<Vec<(String, Vec<u8>)>, IndexError> {
+        let txn = self.store.db()?.begin_read().ctx("begin read")?;
+        let table = match txn.open_table(registry.table()) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(e).ctx("records"),
+        };
+        let mut out = Vec::new();
+        for entry in table.iter().ctx("records")? {
+            let (k, v) = entry.ctx("records")?;
+            out.push((k.value().to_string(), v.value().to_vec()));
+        }
+        Ok(out)
     }
 
     /// A consistent read snapshot.

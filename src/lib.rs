@@ -11,11 +11,13 @@ pub mod cli;
 pub mod config;
 pub(crate) mod confine;
 mod cursor;
+pub(crate) mod deliver;
 pub(crate) mod discover;
 pub mod error;
 pub(crate) mod filter;
 pub(crate) mod folder;
 pub mod health;
+pub(crate) mod hooks;
 pub mod index;
 pub mod logging;
 pub(crate) mod metrics;
@@ -163,12 +165,29 @@ pub async fn start(
         ));
     }
 
+    let outbound = deliver::Outbound::new(&settings.webhook)?;
+    let hooks_token = token.child_token();
+    let hooks = hooks::Hooks::start(
+        hooks::HooksDeps {
+            outbound,
+            folders: folders.clone(),
+            records: index.reader(),
+            writer: writer.clone(),
+            first_cursor: cursor::FirstCursor::new(index.clock(), writer.clone()),
+            settings: settings.webhook.clone(),
+            batch_max_bytes: settings.trigger.batch_max_bytes,
+            max_wait_s: settings.actions.max_wait_s,
+        },
+        hooks_token,
+    )
+    .await?;
     let state = Arc::new(routes::AppState::with_folders(
         &settings,
         &index,
         writer.clone(),
         folders,
         auth,
+        Some(hooks.clone()),
     ));
     let health = state.health.clone();
     let discover_token = token.child_token();
@@ -293,6 +312,9 @@ pub async fn start(
         }
     }
     drop(watch_handles);
+    // Webhook deliveries in flight are abandoned (a position moves only after a 2xx, so
+    // such a file comes again after the restart, with the same stamp).
+    hooks.stop().await;
     // Commit what discovery queued, and stop the writer even if a straggling connection
     // still holds a handle.
     writer.stop().await;

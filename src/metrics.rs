@@ -85,6 +85,10 @@ pub enum Route {
     Wait,
     /// `/watches/NAME/move`
     Move,
+    /// `/watches/NAME/subscriptions` and `/watches/NAME/subscriptions/ID`
+    Subscriptions,
+    /// `/watches/NAME/waits` and `/watches/NAME/waits/ID`
+    Waits,
     /// `/watches/NAME/consumers` (list) and `/watches/NAME/consumers/C` (delete)
     Consumers,
     /// `/watches` and any other folder route
@@ -112,6 +116,10 @@ impl Route {
                 "content" => Route::Content,
                 "wait" => Route::Wait,
                 "move" => Route::Move,
+                op if op == "subscriptions" || op.starts_with("subscriptions/") => {
+                    Route::Subscriptions
+                }
+                op if op == "waits" || op.starts_with("waits/") => Route::Waits,
                 op if op == "consumers" || op.starts_with("consumers/") => Route::Consumers,
                 _ => Route::Watches,
             };
@@ -135,6 +143,8 @@ impl Route {
             Route::Content => "content",
             Route::Wait => "wait",
             Route::Move => "move",
+            Route::Subscriptions => "subscriptions",
+            Route::Waits => "waits",
             Route::Consumers => "consumers",
             Route::Watches => "watches",
             Route::OpenApi => "openapi",
@@ -609,6 +619,22 @@ mod tests {
             "# TYPE filetrigger_index_commit_duration_seconds histogram",
         ] {
             assert!(text.lines().any(|l| l == line), "no `{line}` in\n{text}");
+        }
+    }
+
+    #[test]
+    fn webhook_routes_are_labelled_by_operation_never_by_id() {
+        for (path, want) in [
+            ("/watches/default/subscriptions", "subscriptions"),
+            (
+                "/watches/docs/subscriptions/3f9c2a7d41e08b65",
+                "subscriptions",
+            ),
+            ("/watches/default/waits", "waits"),
+            ("/watches/default/waits/9a1e", "waits"),
+            ("/watches/default/subscriptionsX", "watches"),
+        ] {
+            assert_eq!(Route::of(path).as_str(), want, "{path}");
         }
     }
 }

@@ -369,6 +369,9 @@ pub struct Batch {
     /// Whether further entries wait after the last one taken (or after those walked
     /// past: a batch stops after [`MAX_SKIP`] gone or changed files, like a poll).
     pub more: bool,
+    /// The last entry taken or walked past (gone, changed, or not matching): a reader
+    /// that found nothing to take may move its position here.
+    pub walked: Option<Stamp>,
 }
 
 /// The oldest live files indexed after `cursor`, at most `limits.max_files`, within the
@@ -388,17 +391,40 @@ pub fn batch_after(
     limits: BatchLimits,
     link: impl Fn(Stamp, &FileVersion) -> Option<String>,
 ) -> Result<Batch, IndexError> {
+    batch_after_matching(reader, root, cursor, limits, link, |_| true)
+}
+
+/// As [`batch_after`], taking only the files whose relative path `matches` (the others
+/// are walked past, counted like gone files): a webhook subscription's `glob`.
+///
+/// # Errors
+/// [`IndexError`] when the index cannot be read.
+pub(crate) fn batch_after_matching(
+    reader: &IndexReader,
+    root: &Path,
+    cursor: Stamp,
+    limits: BatchLimits,
+    link: impl Fn(Stamp, &FileVersion) -> Option<String>,
+    matches: impl Fn(&[u8]) -> bool,
+) -> Result<Batch, IndexError> {
     use std::ops::ControlFlow::{Break, Continue};
     let snapshot = reader.snapshot()?;
     let mut offers: Vec<(Offer, Option<String>)> = Vec::new();
     let mut used = 2u64; // the brackets
     let mut skipped = 0;
     let mut more = false;
+    let mut walked = None;
     snapshot.for_each_after(cursor, |e| {
         if offers.len() >= limits.max_files || skipped >= MAX_SKIP {
             more = true;
             return Break(());
         }
+        if !matches(&e.version.rel) {
+            skipped += 1;
+            walked = Some(e.stamp);
+            return Continue(());
+        }
+        let stamp = e.stamp;
         let mut offer = Offer {
             stamp: e.stamp,
             version: e.version,
@@ -416,6 +442,7 @@ pub fn batch_after(
                 more = true;
                 return Break(());
             }
+            walked = Some(stamp);
             if !live(&offer.version) {
                 skipped += 1;
                 return Continue(());
@@ -442,6 +469,7 @@ pub fn batch_after(
             more = true;
             return Break(());
         }
+        walked = Some(stamp);
         if alone_too_big {
             if !live(&offer.version) {
                 skipped += 1;
@@ -467,7 +495,11 @@ pub fn batch_after(
         offers.push((offer, None));
         Continue(())
     })?;
-    Ok(Batch { offers, more })
+    Ok(Batch {
+        offers,
+        more,
+        walked,
+    })
 }
 
 /// One page of ListFiles.

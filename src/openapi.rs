@@ -225,6 +225,26 @@ impl Spec {
             "/watches/{folder}/move": {"post": self.move_file()},
             "/watches/{folder}/consumers": {"get": self.list_consumers()},
             "/watches/{folder}/consumers/{consumer}": {"delete": self.delete_consumer()},
+            "/watches/{folder}/subscriptions": {
+                "x-ms-notification-content": {
+                    "description": "A new file, POSTed to the workflow's callback: the same File the polling trigger returns (X-Filetrigger-Stamp names its version).",
+                    "schema": {"$ref": "#/definitions/File"},
+                },
+                "post": self.subscribe(),
+                "get": self.list_subscriptions(),
+            },
+            "/watches/{folder}/subscriptions/{id}": {
+                "get": self.get_subscription(),
+                "delete": self.unsubscribe(),
+            },
+            "/watches/{folder}/waits": {
+                "x-ms-notification-content": {
+                    "description": "The end of the wait, POSTed to the workflow's callback: found (with the File) or timedOut.",
+                    "schema": {"$ref": "#/definitions/WaitResult"},
+                },
+                "post": self.wait_webhook(),
+            },
+            "/watches/{folder}/waits/{id}": {"delete": self.cancel_wait_webhook()},
             "/openapi.json": {"get": self.get_openapi()},
         });
         if let Some(obj) = paths.as_object_mut() {
@@ -670,6 +690,231 @@ impl Spec {
         })
     }
 
+    /// The body of the webhook trigger's subscribe and of the webhook wait: the callback
+    /// (filled in by the engine) and `extra` properties.
+    fn callback_body(&self, summary: &str, extra: Value) -> Value {
+        let mut props = json!({
+            "callbackUrl": {
+                "type": "string",
+                "x-ms-notification-url": true,
+                "x-ms-visibility": "internal",
+                "x-ms-summary": "Callback URL",
+                "description": "Where the daemon POSTs (set by the workflow engine). It must be https and its host in the daemon's webhook.allowed_hosts.",
+            },
+        });
+        if let (Some(p), Value::Object(extra)) = (props.as_object_mut(), extra) {
+            p.extend(extra);
+        }
+        json!({
+            "name": "body",
+            "in": "body",
+            "required": true,
+            "x-ms-summary": summary,
+            "description": summary,
+            "schema": {
+                "type": "object",
+                "required": ["callbackUrl"],
+                "properties": props,
+            },
+        })
+    }
+
+    fn id_parameter(what: &str) -> Value {
+        json!({
+            "name": "id",
+            "in": "path",
+            "required": true,
+            "type": "string",
+            "x-ms-summary": format!("{what} id"),
+            "description": format!("The {} id the daemon returned.", what.to_ascii_lowercase()),
+            "x-ms-url-encoding": "single",
+        })
+    }
+
+    fn subscribe(&self) -> Value {
+        json!({
+            "operationId": "OnNewFileWebhook",
+            "summary": "When a file arrives (instant)",
+            "description": "Triggers once for each file that arrives in the folder, oldest first, pushed by the daemon to the workflow as soon as it is indexed (no polling). The daemon remembers its position: files that arrive while the workflow cannot be reached are delivered once it can (retried with backoff, paused after the daemon's webhook.pause_after_s).",
+            "x-ms-visibility": "important",
+            "x-ms-trigger": "single",
+            "x-ms-trigger-hint": "To see it work, copy a file into the watched folder.",
+            "consumes": ["application/json"],
+            "parameters": [
+                {"$ref": "#/parameters/folder"},
+                self.callback_body("Subscription", json!({
+                    "glob": {
+                        "type": "string",
+                        "maxLength": MAX_PATH_CHARS,
+                        "x-ms-summary": "File name pattern",
+                        "description": "Only files whose name (or, with a /, relative path) matches this glob, e.g. *.csv. Empty: every file.",
+                        "x-ms-visibility": "advanced",
+                    },
+                    "mode": {
+                        "type": "string",
+                        "enum": ["single", "batch"],
+                        "default": "single",
+                        "x-ms-summary": "Mode",
+                        "description": "single: one File per call; batch: an array of up to maxFileCount Files per call.",
+                        "x-ms-visibility": "internal",
+                    },
+                    "maxFileCount": {
+                        "type": "integer",
+                        "format": "int32",
+                        "minimum": 1,
+                        "maximum": MAX_FILE_COUNT,
+                        "default": DEFAULT_FILE_COUNT,
+                        "x-ms-summary": "Maximum file count",
+                        "description": "With mode batch: the most files one call carries.",
+                        "x-ms-visibility": "internal",
+                    },
+                    "content": {
+                        "type": "string",
+                        "enum": ["inline", "none"],
+                        "default": "inline",
+                        "x-ms-summary": "Include content",
+                        "description": "inline: the content comes in the call; none: properties only, with a contentLink.",
+                        "x-ms-visibility": "advanced",
+                    },
+                })),
+            ],
+            "responses": self.responses(obj(json!({
+                "201": {
+                    "description": "Subscribed (or subscribed again: the same id, its position kept). Location is the subscription, which the engine deletes to unsubscribe.",
+                    "schema": {"$ref": "#/definitions/Subscription"},
+                    "headers": {"Location": {"type": "string", "description": "The subscription's URL."}},
+                },
+            })), &[400, 403, 404, 503]),
+        })
+    }
+
+    fn list_subscriptions(&self) -> Value {
+        json!({
+            "operationId": "ListSubscriptions",
+            "summary": "List webhook subscriptions",
+            "description": "The folder's webhook subscriptions: their id, callback host, state (active, retrying, paused), position and how many files wait behind it. Never the callback URL.",
+            "x-ms-visibility": "internal",
+            "parameters": [{"$ref": "#/parameters/folder"}],
+            "responses": self.responses(obj(json!({
+                "200": {
+                    "description": "The subscriptions.",
+                    "schema": {
+                        "type": "object",
+                        "required": ["value"],
+                        "properties": {"value": {"type": "array", "x-ms-summary": "Subscriptions", "description": "The subscriptions.", "items": {"$ref": "#/definitions/Subscription"}}},
+                    },
+                }
+            })), &[403, 404, 503]),
+        })
+    }
+
+    fn get_subscription(&self) -> Value {
+        json!({
+            "operationId": "GetSubscription",
+            "summary": "Get a webhook subscription",
+            "description": "One webhook subscription's state.",
+            "x-ms-visibility": "internal",
+            "parameters": [{"$ref": "#/parameters/folder"}, Self::id_parameter("Subscription")],
+            "responses": self.responses(obj(json!({
+                "200": {"description": "The subscription.", "schema": {"$ref": "#/definitions/Subscription"}}
+            })), &[403, 404, 503]),
+        })
+    }
+
+    fn unsubscribe(&self) -> Value {
+        json!({
+            "operationId": "DeleteSubscription",
+            "summary": "Unsubscribe",
+            "description": "Ends a webhook subscription (the engine calls it when the trigger or workflow is deleted). Succeeds also when it is already gone.",
+            "x-ms-visibility": "internal",
+            "parameters": [{"$ref": "#/parameters/folder"}, Self::id_parameter("Subscription")],
+            "responses": self.responses(obj(json!({
+                "200": {
+                    "description": "Unsubscribed.",
+                    "schema": {
+                        "type": "object",
+                        "required": ["id", "unsubscribed"],
+                        "properties": {
+                            "id": {"type": "string", "x-ms-summary": "Subscription id", "description": "The id."},
+                            "unsubscribed": {"type": "boolean", "x-ms-summary": "Was subscribed", "description": "false: there was no such subscription (already gone)."},
+                        },
+                    },
+                }
+            })), &[403, 404, 503]),
+        })
+    }
+
+    fn wait_webhook(&self) -> Value {
+        json!({
+            "operationId": "WaitForFileWebhook",
+            "summary": "Wait for a file (webhook)",
+            "description": "Registers a wait and returns at once; the daemon calls the workflow back when a file whose path matches the pattern arrives (found, with the file) or when the timeout passes (timedOut). The wait survives restarts of the daemon.",
+            "x-ms-visibility": "advanced",
+            "consumes": ["application/json"],
+            "parameters": [
+                {"$ref": "#/parameters/folder"},
+                self.callback_body("Wait", json!({
+                    "glob": {
+                        "type": "string",
+                        "minLength": 1,
+                        "maxLength": MAX_PATH_CHARS,
+                        "x-ms-summary": "File name pattern",
+                        "description": "The glob the file's name (or, with a /, its relative path) must match, e.g. *.csv.",
+                        "x-ms-visibility": "important",
+                    },
+                    "timeout": {
+                        "type": "integer",
+                        "format": "int64",
+                        "minimum": 1,
+                        "maximum": self.max_wait_s,
+                        "default": DEFAULT_TIMEOUT_S.min(self.max_wait_s),
+                        "x-ms-summary": "Timeout (seconds)",
+                        "description": "How long to wait before the answer is timedOut.",
+                        "x-ms-visibility": "advanced",
+                    },
+                    "content": {
+                        "type": "string",
+                        "enum": ["inline", "none"],
+                        "default": "inline",
+                        "x-ms-summary": "Include content",
+                        "description": "inline: the found file's content comes in the callback; none: properties and a contentLink.",
+                        "x-ms-visibility": "advanced",
+                    },
+                })),
+            ],
+            "responses": self.responses(obj(json!({
+                "201": {
+                    "description": "The wait is registered; Location cancels it (DELETE).",
+                    "schema": {"$ref": "#/definitions/WaitRegistration"},
+                    "headers": {"Location": {"type": "string", "description": "The wait's URL."}},
+                },
+            })), &[400, 403, 404, 503]),
+        })
+    }
+
+    fn cancel_wait_webhook(&self) -> Value {
+        json!({
+            "operationId": "CancelWaitWebhook",
+            "summary": "Cancel a webhook wait",
+            "description": "Cancels a wait registered by Wait for a file (webhook). Succeeds also when it already ended.",
+            "x-ms-visibility": "internal",
+            "parameters": [{"$ref": "#/parameters/folder"}, Self::id_parameter("Wait")],
+            "responses": self.responses(obj(json!({
+                "200": {
+                    "description": "Cancelled.",
+                    "schema": {
+                        "type": "object",
+                        "required": ["id", "cancelled"],
+                        "properties": {
+                            "id": {"type": "string", "x-ms-summary": "Wait id", "description": "The id."},
+                            "cancelled": {"type": "boolean", "x-ms-summary": "Was waiting", "description": "false: there was no such wait (ended or cancelled before)."},
+                        },
+                    },
+                }
+            })), &[403, 404, 503]),
+        })
+    }
+
     fn get_openapi(&self) -> Value {
         json!({
             "operationId": "GetOpenApiDefinition",
@@ -830,6 +1075,37 @@ fn definitions() -> Value {
                 "deadline": {"type": "string", "format": "date-time", "x-ms-summary": "Deadline", "description": "With timedOut: when the wait ended."},
             },
         },
+        "Subscription": {
+            "type": "object",
+            "description": "A webhook subscription (never its callback URL).",
+            "required": ["id", "host", "state", "position", "mode", "maxFileCount", "content"],
+            "properties": {
+                "id": {"type": "string", "x-ms-summary": "Subscription id", "description": "Its id."},
+                "host": {"type": "string", "x-ms-summary": "Callback host", "description": "The host the daemon calls."},
+                "state": {"type": "string", "enum": ["active", "retrying", "paused"], "x-ms-summary": "State", "description": "active; retrying: the last call failed; paused: calls failed longer than webhook.pause_after_s, until subscribed again."},
+                "position": {"type": "string", "format": "date-time", "x-ms-summary": "Position", "description": "Every file indexed up to here has been delivered."},
+                "lag": {"type": "integer", "format": "int64", "x-ms-summary": "Files waiting", "description": "Index entries after the position (counted up to 10,000; not filtered by glob)."},
+                "mode": {"type": "string", "enum": ["single", "batch"], "x-ms-summary": "Mode", "description": "One File or an array per call."},
+                "maxFileCount": {"type": "integer", "format": "int32", "x-ms-summary": "Maximum file count", "description": "Files per call in batch mode."},
+                "content": {"type": "string", "enum": ["inline", "none"], "x-ms-summary": "Include content", "description": "Whether content comes inline."},
+                "glob": {"type": "string", "x-ms-summary": "File name pattern", "description": "Only matching files are delivered."},
+                "lastError": {"type": "string", "x-ms-summary": "Last error", "description": "Why the last call failed."},
+                "failingSince": {"type": "string", "format": "date-time", "x-ms-summary": "Failing since", "description": "When calls began to fail."},
+            },
+        },
+        "WaitRegistration": {
+            "type": "object",
+            "description": "A registered webhook wait.",
+            "required": ["id", "host", "glob", "since", "deadline", "state"],
+            "properties": {
+                "id": {"type": "string", "x-ms-summary": "Wait id", "description": "Its id."},
+                "host": {"type": "string", "x-ms-summary": "Callback host", "description": "The host the daemon calls."},
+                "glob": {"type": "string", "x-ms-summary": "File name pattern", "description": "The pattern waited for."},
+                "since": {"type": "string", "format": "date-time", "x-ms-summary": "Waiting since", "description": "Files indexed after this count."},
+                "deadline": {"type": "string", "format": "date-time", "x-ms-summary": "Deadline", "description": "When the answer becomes timedOut."},
+                "state": {"type": "string", "enum": ["waiting"], "x-ms-summary": "State", "description": "waiting."},
+            },
+        },
         "Error": {
             "type": "object",
             "description": "Why a request was refused.",
@@ -895,13 +1171,19 @@ mod tests {
         let mut ids = Vec::new();
         for (path, item) in d["paths"].as_object().unwrap() {
             for (method, op) in item.as_object().unwrap() {
+                if method.starts_with("x-") {
+                    continue;
+                }
                 let id = op["operationId"]
                     .as_str()
                     .unwrap_or_else(|| panic!("{method} {path}"));
                 assert!(op["summary"].is_string(), "{id}");
                 assert!(op["description"].is_string(), "{id}");
                 assert!(op["x-ms-visibility"].is_string(), "{id}");
-                assert!(op["responses"]["200"].is_object(), "{id}");
+                assert!(
+                    op["responses"]["200"].is_object() || op["responses"]["201"].is_object(),
+                    "{id}"
+                );
                 if method == "get" {
                     assert!(op.get("consumes").is_none(), "{id}");
                 }
@@ -928,19 +1210,25 @@ mod tests {
         assert_eq!(
             ids,
             [
+                "CancelWaitWebhook",
                 "DeleteConsumer",
                 "DeleteFile",
+                "DeleteSubscription",
                 "GetFileContent",
                 "GetFileProperties",
                 "GetOpenApiDefinition",
+                "GetSubscription",
                 "ListConsumers",
                 "ListFiles",
                 "ListFolders",
+                "ListSubscriptions",
                 "MoveFile",
                 "OnNewFile",
                 "OnNewFileDefaultFolder",
+                "OnNewFileWebhook",
                 "OnNewFiles",
-                "WaitForFile"
+                "WaitForFile",
+                "WaitForFileWebhook"
             ]
         );
     }

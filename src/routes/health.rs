@@ -20,7 +20,8 @@ pub(super) fn healthz(state: &AppState) -> Response<Body> {
             files: f.reader.files(),
         })
         .collect();
-    let a = crate::health::answer(&folders, state.reader.stats());
+    let hooks = state.hooks.as_ref().map(|h| h.counts());
+    let a = crate::health::answer(&folders, state.reader.stats(), hooks.as_ref());
     let mut r = json(a.code, a.body);
     if let Some(s) = a.retry_after_s {
         r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(s));

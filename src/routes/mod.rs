@@ -16,12 +16,15 @@
 pub(crate) mod actions;
 mod consumers;
 mod health;
+mod hooks;
 mod metrics;
 mod openapi;
 pub(crate) mod read;
 mod trigger;
 mod url;
 pub(crate) mod wait;
+
+pub(crate) use read::content_link;
 
 #[cfg(fuzzing)]
 #[doc(hidden)]
@@ -85,6 +88,8 @@ pub struct AppState {
     actions: crate::config::ActionSettings,
     /// `auth.folders`: principal → the folders it may use (not listed: every folder).
     access: HashMap<String, Vec<String>>,
+    /// Webhook subscriptions and waits (`None`: not served, e.g. in unit tests).
+    pub(crate) hooks: Option<Arc<crate::hooks::Hooks>>,
     /// What `GET /openapi.json` describes.
     openapi: crate::openapi::Spec,
 }
@@ -136,7 +141,7 @@ impl AppState {
             health,
             writer: writer.clone(),
         });
-        AppState::with_folders(settings, index, writer, vec![folder], auth)
+        AppState::with_folders(settings, index, writer, vec![folder], auth, None)
     }
 
     /// The state for serving `folders` (at least one; the first one's status is what
@@ -148,6 +153,7 @@ impl AppState {
         writer: WriterHandle,
         folders: Vec<Arc<Folder>>,
         auth: Option<Auth>,
+        hooks: Option<Arc<crate::hooks::Hooks>>,
     ) -> AppState {
         let (reader, health) = match folders.first() {
             Some(f) => (f.reader.clone(), f.health.clone()),
@@ -172,6 +178,7 @@ impl AppState {
             auth: Swap::new(auth),
             access: settings.auth.folders.clone(),
             actions: settings.actions.clone(),
+            hooks,
         }
     }
 
@@ -190,9 +197,15 @@ pub async fn handle<B>(
     peer: SocketAddr,
     secure: bool,
     req: Request<B>,
-) -> Response<Body> {
+) -> Response<Body>
+where
+    B: http_body::Body + Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let began = Instant::now();
-    let resp = route(state, peer, secure, &req).await;
+    let (parts, body) = req.into_parts();
+    let req = Request::from_parts(parts, ());
+    let resp = route(state, peer, secure, &req, body).await;
     let status = resp.status().as_u16();
     let path = req.uri().path();
     // Only a 200 of a trigger is counted by folder, and only a known folder answers 200.
@@ -221,12 +234,17 @@ fn is_public(state: &AppState, peer: SocketAddr, path: &str) -> bool {
     }
 }
 
-async fn route<B>(
+async fn route<B, In>(
     state: &AppState,
     peer: SocketAddr,
     secure: bool,
     req: &Request<B>,
-) -> Response<Body> {
+    body: In,
+) -> Response<Body>
+where
+    In: http_body::Body + Send,
+    In::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let method = req.method();
     let path = req.uri().path();
     if req.uri().to_string().len() > MAX_URI {
@@ -255,7 +273,7 @@ async fn route<B>(
             Ok(folder) => folder,
             Err(refused) => return *refused,
         };
-        return folder_route(state, folder, peer, secure, req, op, has_body).await;
+        return folder_route(state, folder, peer, secure, req, op, has_body, body).await;
     }
     match (method, path) {
         (&Method::GET, "/trigger" | "/healthz" | "/metrics" | "/watches" | "/openapi.json")
@@ -335,7 +353,8 @@ fn list_folders(state: &AppState, who: &Principal) -> Response<Body> {
 }
 
 /// The routes of one folder: `/watches/NAME/OP`.
-async fn folder_route<B>(
+#[allow(clippy::too_many_arguments)]
+async fn folder_route<B, In>(
     state: &AppState,
     folder: &Folder,
     peer: SocketAddr,
@@ -343,9 +362,34 @@ async fn folder_route<B>(
     req: &Request<B>,
     op: &str,
     has_body: bool,
-) -> Response<Body> {
+    body: In,
+) -> Response<Body>
+where
+    In: http_body::Body + Send,
+    In::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let method = req.method();
+    if let Some(id) = op.strip_prefix("subscriptions/") {
+        return match *method {
+            Method::GET => hooks::get_subscription(state, folder, id).await,
+            Method::DELETE => hooks::unsubscribe(state, folder, id).await,
+            _ => not_allowed(method, "GET, DELETE"),
+        };
+    }
+    if let Some(id) = op.strip_prefix("waits/") {
+        return match *method {
+            Method::DELETE => hooks::cancel_wait(state, folder, id).await,
+            _ => not_allowed(method, "DELETE"),
+        };
+    }
     match (method, op) {
+        (&Method::POST, "subscriptions") => {
+            hooks::subscribe(state, folder, peer, secure, req, body).await
+        }
+        (&Method::GET, "subscriptions") => hooks::list(state, folder).await,
+        (_, "subscriptions") => not_allowed(method, "GET, POST"),
+        (&Method::POST, "waits") => hooks::add_wait(state, folder, peer, secure, req, body).await,
+        (_, "waits") => not_allowed(method, "POST"),
         (&Method::GET, "trigger") if has_body => error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_not_accepted",
@@ -588,7 +632,10 @@ mod tests {
     use crate::stamp::SystemClock;
 
     async fn status_of(state: &AppState, uri: &str) -> StatusCode {
-        let req = Request::get(uri).header(HOST, "h:1").body(()).unwrap();
+        let req = Request::get(uri)
+            .header(HOST, "h:1")
+            .body(http_body_util::Empty::<Bytes>::new())
+            .unwrap();
         handle(state, "127.0.0.1:9".parse().unwrap(), false, req)
             .await
             .status()

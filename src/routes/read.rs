@@ -140,7 +140,7 @@ impl Links {
 
 /// `contentLink`: the absolute URL of GetFileContent for this version (`None`, logged, when
 /// it would be too long for a `Location`).
-pub(super) fn content_link(
+pub(crate) fn content_link(
     base: &str,
     folder: &str,
     stamp: Stamp,

@@ -11,12 +11,10 @@
 //! disk and its File body (`offer`), or the status of an error (`RequestError`).
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use globset::{GlobBuilder, GlobMatcher};
 use http_body::{Body as _, Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, RETRY_AFTER};
@@ -24,6 +22,7 @@ use hyper::{Request, Response, StatusCode};
 
 use super::actions::{bad, Params};
 use super::{full, json, url, AppState, Body, RequestError};
+use crate::filter::PathGlob;
 use crate::folder::Folder;
 use crate::offer::{self, Content, Offer};
 use crate::stamp::Stamp;
@@ -36,43 +35,6 @@ pub(crate) const DEFAULT_TIMEOUT_S: u64 = 3600;
 /// The parameters the daemon sets in `Location`.
 const STATE: &[&str] = &["since", "deadline", "scanned"];
 const NANOS: i64 = 1_000_000_000;
-
-/// A glob on the relative path: a pattern without `/` matches the file's name (as in
-/// `watch.include`), one with `/` the whole relative path; `*` never crosses a `/`.
-struct PathGlob {
-    matcher: GlobMatcher,
-    by_name: bool,
-}
-
-impl PathGlob {
-    fn new(pattern: &str) -> Result<PathGlob, RequestError> {
-        let glob = GlobBuilder::new(pattern)
-            .literal_separator(true)
-            .backslash_escape(true)
-            .build()
-            .map_err(|e| {
-                bad(
-                    "glob",
-                    format!("glob {pattern:?} is not a valid glob: {}", e.kind()),
-                )
-            })?;
-        Ok(PathGlob {
-            matcher: glob.compile_matcher(),
-            by_name: !pattern.contains('/'),
-        })
-    }
-
-    fn matches(&self, rel: &[u8]) -> bool {
-        use std::os::unix::ffi::OsStrExt;
-        let target = if self.by_name {
-            rel.rsplit(|b| *b == b'/').next().unwrap_or(rel)
-        } else {
-            rel
-        };
-        self.matcher
-            .is_match(Path::new(std::ffi::OsStr::from_bytes(target)))
-    }
-}
 
 /// Answers one call of the wait action.
 pub(super) async fn wait<B>(
@@ -98,7 +60,12 @@ async fn try_wait<B>(
     let params = Params::of(req);
     let pattern = std::str::from_utf8(params.required("glob")?)
         .map_err(|_| bad("glob", "glob is not UTF-8".into()))?;
-    let glob = PathGlob::new(pattern)?;
+    let glob = PathGlob::new(pattern).map_err(|e| {
+        bad(
+            "glob",
+            format!("glob {pattern:?} is not a valid glob: {}", e.kind()),
+        )
+    })?;
     let max = state.actions.max_wait_s;
     let timeout = match params.text("timeout")? {
         None => DEFAULT_TIMEOUT_S.min(max),
@@ -283,25 +250,5 @@ impl http_body::Body for Wrapped {
 
     fn is_end_stream(&self) -> bool {
         self.head.is_none() && self.tail.is_none() && self.inner.is_end_stream()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_glob_without_a_slash_matches_the_name_and_one_with_a_slash_the_path() {
-        let g = PathGlob::new("*.csv").unwrap();
-        assert!(g.matches(b"a.csv"));
-        assert!(g.matches(b"sub/dir/a.csv"));
-        assert!(!g.matches(b"a.txt"));
-        let g = PathGlob::new("in/*.csv").unwrap();
-        assert!(g.matches(b"in/a.csv"));
-        assert!(!g.matches(b"in/x/a.csv"));
-        assert!(!g.matches(b"a.csv"));
-        let g = PathGlob::new("**/*.csv").unwrap();
-        assert!(g.matches(b"in/x/a.csv"));
-        assert!(PathGlob::new("a[").is_err());
     }
 }
