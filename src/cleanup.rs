@@ -112,8 +112,13 @@ fn window(
             after = after.max(origin);
         }
     }
-    for (_, at) in snapshot.acks_with_prefix("subscription/")? {
+    for (key, at) in snapshot.acks_with_prefix("subscription/")? {
         low = Some(low.map_or(at, |l| l.min(at)));
+        // What was indexed before the subscription began was never delivered to it.
+        let id = key.trim_start_matches("subscription/");
+        if let Some(origin) = snapshot.ack(&crate::hooks::origin_key(id))? {
+            after = after.max(origin);
+        }
     }
     Ok(low.map(|low| (after, low)))
 }

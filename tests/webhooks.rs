@@ -473,6 +473,18 @@ fn unsubscribe_stops_deliveries_and_subscribing_again_keeps_id_and_position() {
     assert_eq!(r.firsts("/u").len(), 4, "delivered after unsubscribe");
     let list = get(&format!("{}/watches/default/subscriptions", d.base())).unwrap();
     assert_eq!(list.json()["value"].as_array().unwrap().len(), 1);
+    // Subscribing the same callback again (the engine unsubscribes and subscribes when a
+    // workflow is saved), also after a restart: the same id, on from where it stood: the
+    // files that came meanwhile arrive, nothing before them again.
+    d.kill9();
+    let d = start(&site, &r, &[]);
+    let back = subscribe(&d, serde_json::json!({"callbackUrl": r.url("/u")}));
+    assert_eq!(back.status, 201);
+    assert_eq!(back.json()["id"].as_str(), Some(id.as_str()));
+    wait_for("c0, c1 at /u", WAIT, || r.firsts("/u").len() == 6);
+    let paths: Vec<String> = r.firsts("/u").into_iter().map(|(_, p)| p).collect();
+    assert_eq!(&paths[4..], ["c0.txt", "c1.txt"], "{paths:?}");
+    assert_eq!(r.seen.lock().unwrap().repeats, 0, "something came twice");
 }
 
 #[test]

@@ -87,6 +87,10 @@ struct SubRecord {
     failing_since: Option<String>,
     last_error: Option<String>,
     created: String,
+    /// Unsubscribed: kept (with its position under [`ended_key`]) so that subscribing the
+    /// same callback again goes on where it stood; never delivered, listed or waited for.
+    #[serde(default)]
+    ended: bool,
 }
 
 /// The state a listing shows.
@@ -237,6 +241,18 @@ fn ack_key(id: &str, paused: bool) -> String {
     }
 }
 
+/// Where an unsubscribed subscription's position is kept: not under `subscription/`, so
+/// the clean-up does not wait for it.
+fn ended_key(id: &str) -> String {
+    format!("ended-subscription/{id}")
+}
+
+/// The position a subscription started at: what was indexed before it was never
+/// delivered to it, so the clean-up keeps it.
+pub(crate) fn origin_key(id: &str) -> String {
+    format!("origin/subscription/{id}")
+}
+
 /// Sleeps `d` unless `token` is cancelled first (`false` then).
 async fn sleep_or_cancel(d: Duration, token: &CancellationToken) -> bool {
     tokio::select! {
@@ -310,6 +326,9 @@ impl Hooks {
                 tracing::warn!(subscription = %id, "unreadable subscription record; ignored");
                 continue;
             };
+            if record.ended {
+                continue;
+            }
             let Some(folder) = shared.folder(&record.folder) else {
                 tracing::warn!(subscription = %id, folder = %record.folder, "subscription of a folder no longer configured; kept, not delivered");
                 continue;
@@ -424,12 +443,26 @@ impl Hooks {
                 tracing::info!(subscription = %id, callback = %req.callback, "subscribed again: settings updated, position kept");
                 (id, pos, created)
             }
-            None => {
-                let id = new_id();
-                let pos = shared.first_cursor.now().await?;
-                tracing::info!(subscription = %id, folder = %folder.name, callback = %req.callback, "subscribed");
-                (id, pos, Stamp::now().to_string())
-            }
+            None => match self.ended(&folder, &url).await? {
+                Some((id, pos, created)) => {
+                    folder.writer.apply(WriteOp::Unack(ended_key(&id))).await?;
+                    tracing::info!(subscription = %id, callback = %req.callback, "subscribed again after unsubscribing: position kept");
+                    (id, pos, created)
+                }
+                None => {
+                    let id = new_id();
+                    let pos = shared.first_cursor.now().await?;
+                    folder
+                        .writer
+                        .send(WriteOp::Ack {
+                            key: origin_key(&id),
+                            stamp: pos,
+                        })
+                        .await?;
+                    tracing::info!(subscription = %id, folder = %folder.name, callback = %req.callback, "subscribed");
+                    (id, pos, Stamp::now().to_string())
+                }
+            },
         };
         let record = SubRecord {
             folder: folder.name.clone(),
@@ -443,6 +476,7 @@ impl Hooks {
             failing_since: None,
             last_error: None,
             created,
+            ended: false,
         };
         let bytes = serde_json::to_vec(&record).map_err(|_| IndexError::Unavailable)?;
         shared
@@ -473,10 +507,12 @@ impl Hooks {
     /// The index cannot be written.
     pub(crate) async fn unsubscribe(&self, folder: &Folder, id: &str) -> Result<bool, IndexError> {
         let _one = self.ops.lock().await;
-        let run = {
+        let (run, status, mut record) = {
             let mut subs = self.subs();
             match subs.get_mut(id) {
-                Some(s) if s.record.folder == folder.name => s.run.take(),
+                Some(s) if s.record.folder == folder.name => {
+                    (s.run.take(), s.status.clone(), s.record.clone())
+                }
                 _ => return Ok(false),
             }
         };
@@ -484,7 +520,20 @@ impl Hooks {
             token.cancel();
             let _ = join.await;
         }
-        self.shared.put(Registry::Subscriptions, id, None).await?;
+        // Kept, ended: the same callback subscribing again goes on from here.
+        let position = lock(&status).position;
+        record.ended = true;
+        let bytes = serde_json::to_vec(&record).map_err(|_| IndexError::Unavailable)?;
+        self.shared
+            .put(Registry::Subscriptions, id, Some(bytes))
+            .await?;
+        folder
+            .writer
+            .send(WriteOp::Ack {
+                key: ended_key(id),
+                stamp: position,
+            })
+            .await?;
         folder
             .writer
             .apply(WriteOp::Unack(ack_key(id, false)))
@@ -496,6 +545,36 @@ impl Hooks {
         self.subs().remove(id);
         tracing::info!(subscription = %id, folder = %folder.name, "unsubscribed");
         Ok(true)
+    }
+
+    /// The ended subscription of `url` on `folder`, if any: its id, kept position and
+    /// creation time.
+    async fn ended(
+        &self,
+        folder: &Folder,
+        url: &str,
+    ) -> Result<Option<(String, Stamp, String)>, IndexError> {
+        let reader = self.shared.records.clone();
+        let records = tokio::task::spawn_blocking(move || reader.records(Registry::Subscriptions))
+            .await
+            .map_err(|_| IndexError::Unavailable)??;
+        for (id, bytes) in records {
+            let Ok(r) = serde_json::from_slice::<SubRecord>(&bytes) else {
+                continue;
+            };
+            if !(r.ended && r.folder == folder.name && r.callback_url == url) {
+                continue;
+            }
+            let key = ended_key(&id);
+            let reader = folder.reader.clone();
+            let at = tokio::task::spawn_blocking(move || reader.snapshot()?.ack(&key))
+                .await
+                .map_err(|_| IndexError::Unavailable)??;
+            if let Some(at) = at {
+                return Ok(Some((id, at, r.created)));
+            }
+        }
+        Ok(None)
     }
 
     /// The subscriptions of `folder` (only `id`'s when given), oldest first, as the API
