@@ -653,6 +653,11 @@ fn with_clean_up_a_file_is_deleted_only_after_the_subscription_took_it() {
         &r,
         &[("FILETRIGGER__WATCH__AFTER_DELIVERY", "delete")],
     );
+    // In the folder before the subscription began: never delivered to it, so kept.
+    let before = site.put("before.txt", b"b");
+    wait_for("before.txt indexed", WAIT, || {
+        d.health()["filesIndexed"] == 1
+    });
     let id = subscribe(&d, serde_json::json!({"callbackUrl": r.url("/hold")})).json()["id"]
         .as_str()
         .unwrap()
@@ -670,4 +675,8 @@ fn with_clean_up_a_file_is_deleted_only_after_the_subscription_took_it() {
         !path.exists()
     });
     assert_eq!(get(&one).unwrap().json()["state"], "active");
+    assert!(
+        before.exists(),
+        "a file from before the subscription was cleaned up"
+    );
 }
