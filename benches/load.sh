@@ -13,7 +13,10 @@
 # LOAD_SIZES (tree sizes for the scan timing; default "1000 100000 1000000"),
 # LOAD_TMP (parent of the scratch directory; default /tmp), LOAD_OUT (report path;
 # default BENCHMARKS.md), LOAD_PARTS (which measurements; default all of
-# "scan latency drain tput detect": a subset leaves the other rows n/a, for trying a change).
+# "scan index latency drain batch hook tput detect folders": a subset leaves the other rows
+# n/a, for trying a change), LOAD_DRAIN_FILES (files of the drain and batch tree; default
+# 100000), LOAD_HOOK_FILES (webhook deliveries per run; default 10000), LOAD_FOLDER_FILES
+# (files of the 8-folders-vs-1 tree; default the largest of LOAD_SIZES).
 #
 # nginx (the reference of the `200` throughput, serving the same 4 KiB file) is installed
 # with apt-get when missing and this runs as root; otherwise its row is skipped with a line.
@@ -26,7 +29,10 @@ SIZES=${LOAD_SIZES:-"1000 100000 1000000"}
 OUT=${LOAD_OUT:-$REPO/BENCHMARKS.md}
 BIGGEST=${SIZES##* }
 WRK_ARGS=(-t2 -c32 -d8s)
-PARTS=" ${LOAD_PARTS:-scan latency drain tput detect} "
+PARTS=" ${LOAD_PARTS:-scan index latency drain batch hook tput detect folders} "
+DRAIN_N=${LOAD_DRAIN_FILES:-100000}
+HOOK_N=${LOAD_HOOK_FILES:-10000}
+FOLDER_N=${LOAD_FOLDER_FILES:-$BIGGEST}
 want() { [[ $PARTS == *" $1 "* ]]; }
 
 log() { printf '\n== %s\n' "$*" >&2; }
@@ -98,9 +104,11 @@ field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]
 now_ns() { date +%s%N; }
 
 # start_daemon TREE STATE [PORT]: starts the daemon and sets T0 to just before it.
+# EXTRA_ENV (an array of NAME=VALUE) adds settings.
+EXTRA_ENV=()
 start_daemon() {
     T0=$(now_ns)
-    FILETRIGGER__WATCH__DIR=$1 FILETRIGGER__STATE__DIR=$2 \
+    env ${EXTRA_ENV[@]+"${EXTRA_ENV[@]}"} FILETRIGGER__WATCH__DIR=$1 FILETRIGGER__STATE__DIR=$2 \
         FILETRIGGER__SERVER__LISTEN=127.0.0.1:${3:-$PORT} RUST_LOG=info \
         "$DAEMON" 2>>"$SCRATCH/daemon.log" &
     DAEMON_PID=$!
@@ -147,7 +155,7 @@ EOF
 # ------------------------------------------------------------------ trees
 log "generating trees under $SCRATCH"
 for n in $SIZES; do
-    if want scan || { want latency && { [ "$n" = 1000 ] || [ "$n" = "$BIGGEST" ]; }; }; then
+    if want scan || want index || { want latency && { [ "$n" = 1000 ] || [ "$n" = "$BIGGEST" ]; }; }; then
         record "gen.$n" "$("$CLIENT" gen "$SCRATCH/tree$n" "$n" 1024)"
     fi
 done
@@ -184,6 +192,27 @@ want scan && for n in $SIZES; do
     done
 done
 
+# ------------------------------------------------------------------ index size per file
+# index.redb after indexing each tree from an empty index (the scan's copy when it ran),
+# against the information that must be stored: the relative paths.
+want index && for n in $SIZES; do
+    log "index size on disk at $n files vs the sum of the relative path lengths"
+    [ -d "$SCRATCH/state$n.full" ] || {
+        start_daemon "$SCRATCH/tree$n" "$SCRATCH/state$n.full"
+        "$CLIENT" ready "$BASE/healthz" "$T0" 900 >/dev/null
+        "$CLIENT" indexed "$BASE/healthz" "$n" 1800 >/dev/null
+        stop_daemon
+    }
+    db=$SCRATCH/state$n.full/index.redb
+    pb=$("$CLIENT" pathbytes "$SCRATCH/tree$n")
+    record "index.$n" "$(python3 -c '
+import json, os, sys
+st = os.stat(sys.argv[1])
+p = json.loads(sys.argv[2])
+print(json.dumps({"files": p["files"], "path_bytes": p["path_bytes"],
+                  "file_bytes": st.st_size, "disk_bytes": st.st_blocks * 512}))' "$db" "$pb")"
+done
+
 # ------------------------------------------------------------------ 4. one poll's latency
 # Both daemons run at once and the runs alternate, so both see the same machine.
 if want latency; then
@@ -217,23 +246,58 @@ fi
 "$BARE" serve "127.0.0.1:$BPORT" 2>>"$SCRATCH/bare.log" &
 BARE_PID=$!
 sleep 0.5
-if want drain; then
-log "sequential drain of 100,000 files of 1 KiB vs sequential round trips to the bare server"
-[ -d "$SCRATCH/tree100000" ] || record gen.100000 "$("$CLIENT" gen "$SCRATCH/tree100000" 100000 1024)"
-[ -d "$SCRATCH/state100000.full" ] || {
-    start_daemon "$SCRATCH/tree100000" "$SCRATCH/state100000.full"
+EPOCH=triggerState=1970-01-01T00:00:00Z
+if want drain || want batch; then
+log "sequential drain of $DRAIN_N files of 1 KiB vs sequential round trips to the bare server; batch trigger (100 per call) vs single trigger"
+[ -d "$SCRATCH/tree$DRAIN_N" ] || record "gen.$DRAIN_N" "$("$CLIENT" gen "$SCRATCH/tree$DRAIN_N" "$DRAIN_N" 1024)"
+[ -d "$SCRATCH/state$DRAIN_N.full" ] || {
+    start_daemon "$SCRATCH/tree$DRAIN_N" "$SCRATCH/state$DRAIN_N.full"
     "$CLIENT" ready "$BASE/healthz" "$T0" 900 >/dev/null
-    "$CLIENT" indexed "$BASE/healthz" 100000 1800 >/dev/null
+    "$CLIENT" indexed "$BASE/healthz" "$DRAIN_N" 1800 >/dev/null
     stop_daemon
 }
-start_daemon "$SCRATCH/tree100000" "$SCRATCH/state100000.full"
+start_daemon "$SCRATCH/tree$DRAIN_N" "$SCRATCH/state$DRAIN_N.full"
 "$CLIENT" ready "$BASE/healthz" "$T0" 900 >/dev/null
-"$CLIENT" indexed "$BASE/healthz" 100000 900 >/dev/null
+"$CLIENT" indexed "$BASE/healthz" "$DRAIN_N" 900 >/dev/null
 sleep 5 # the start-up scan's deletion check finishes
 for r in $(seq "$RUNS"); do
-    d=$("$CLIENT" drain "$BASE/trigger?folder=in&triggerState=1970-01-01T00:00:00Z")
-    record drain.daemon "$d"
-    record drain.bare "$("$CLIENT" seq "$BBASE/200/$(field "$d" avg_body)" "$(field "$d" count)")"
+    if want drain; then
+        d=$("$CLIENT" drain "$BASE/trigger?folder=in&$EPOCH")
+        record drain.daemon "$d"
+        record drain.bare "$("$CLIENT" seq "$BBASE/200/$(field "$d" avg_body)" "$(field "$d" count)")"
+    fi
+    if want batch; then
+        # The same files, the same daemon, back to back: 100 per call vs one per call.
+        record batch.single "$("$CLIENT" drain "$BASE/watches/default/trigger?$EPOCH")"
+        record batch.batch "$("$CLIENT" batch "$BASE/watches/default/batch?maxFileCount=100&$EPOCH")"
+    fi
+done
+stop_daemon
+fi
+
+# ------------------------------------------------------------------ webhook deliveries
+# The receiver is the bare server's POST /recv (reads the body, answers 200). Each run:
+# files are written while the subscription is unsubscribed (its position is kept), they are
+# indexed, then the same callback is subscribed again and timed until the receiver counted
+# them all. The reference: as many of the daemon's own File bodies (taken from its single
+# trigger), POSTed one at a time by a bare hyper client to the same receiver.
+if want hook; then
+log "webhook deliveries of $HOOK_N files of 1 KiB to a local receiver vs a bare hyper client POSTing the same bodies"
+HT=$SCRATCH/hooktree
+mkdir -p "$HT"
+rm -rf "$SCRATCH/statehook"
+EXTRA_ENV=(FILETRIGGER__WEBHOOK__ALLOW_HTTP=true FILETRIGGER__WEBHOOK__ALLOW_PRIVATE=true
+    FILETRIGGER__WEBHOOK__ALLOWED_HOSTS=127.0.0.1)
+start_daemon "$HT" "$SCRATCH/statehook"
+EXTRA_ENV=()
+"$CLIENT" ready "$BASE/healthz" "$T0" 900 >/dev/null
+CALLBACK="$BBASE/recv?sig=bench"
+"$CLIENT" hook "$BASE/watches/default" "$CALLBACK" "$BBASE/count" 0 >/dev/null
+for r in $(seq "$RUNS"); do
+    record gen.hook "$("$CLIENT" gen "$HT/run$r" "$HOOK_N" 1024)"
+    "$CLIENT" indexed "$BASE/healthz" $((HOOK_N * r)) 900 >/dev/null
+    record hook.daemon "$("$CLIENT" hook "$BASE/watches/default" "$CALLBACK" "$BBASE/count" "$HOOK_N")"
+    record hook.bare "$("$BARE" post "$BASE/watches/default/trigger?$EPOCH" "$BBASE/recv" "$HOOK_N")"
 done
 stop_daemon
 fi
@@ -304,6 +368,43 @@ for r in $(seq "$RUNS"); do
 done
 fi
 stop_daemon
+
+# ------------------------------------------------------------------ 8 folders vs 1
+# The same FOLDER_N files in 8 directories: watched as one folder (their parent), then as
+# 8 folders (default + 7 named). From an empty index until every file is indexed, and a
+# restart until ready, each with the daemon's peak RSS.
+if want folders; then
+log "start-up with 8 watched folders vs 1 ($FOLDER_N files)"
+FT=$SCRATCH/foldertree
+for i in 0 1 2 3 4 5 6 7; do
+    record gen.folders "$("$CLIENT" gen "$FT/f$i" $((FOLDER_N / 8)) 1024)"
+done
+FOLDER_TOTAL=$(( (FOLDER_N / 8) * 8 ))
+sync
+EIGHT=()
+for i in 1 2 3 4 5 6 7; do EIGHT+=("FILETRIGGER__FOLDERS__F${i}__DIR=$FT/f$i"); done
+# folders_run KEY TREE: one start from an empty index and one restart, as folders.KEY.*.
+folders_run() {
+    rm -rf "$SCRATCH/statef"
+    start_daemon "$2" "$SCRATCH/statef"
+    local rd ix
+    rd=$("$CLIENT" ready "$BASE/healthz" "$T0" 900)
+    ix=$("$CLIENT" indexed "$BASE/healthz" "$FOLDER_TOTAL" 1800)
+    record "folders.$1.fresh" "{\"s\":$(python3 -c "print(round($(field "$rd" ready_s)+$(field "$ix" waited_s),3))"),\"peak_kib\":$(peak_rss_kib)}"
+    stop_daemon
+    start_daemon "$2" "$SCRATCH/statef"
+    rd=$("$CLIENT" ready "$BASE/healthz" "$T0" 900)
+    "$CLIENT" indexed "$BASE/healthz" "$FOLDER_TOTAL" 900 >/dev/null
+    record "folders.$1.restart" "{\"s\":$(field "$rd" ready_s),\"peak_kib\":$(peak_rss_kib)}"
+    stop_daemon
+}
+for r in $(seq "$RUNS"); do
+    folders_run 1 "$FT"
+    EXTRA_ENV=("${EIGHT[@]}")
+    folders_run 8 "$FT/f0"
+    EXTRA_ENV=()
+done
+fi
 
 # ------------------------------------------------------------------ report
 log "writing $OUT"

@@ -26,7 +26,16 @@
 //!   p50/p99 of the file's completion → first visibility, and whether any file was missed
 //!   or repeated. MODE `rename` (the default): each is written as `.tmp` and renamed into
 //!   place (timed from the rename); `close`: written and closed in place (timed from the
-//!   close).
+//!   close);
+//! - `batch URL`: like `drain`, for the batch trigger (`/watches/NAME/batch?...`): follows
+//!   `Location` while the answer is `200` with `Retry-After: 0`; prints files, calls and
+//!   files per second;
+//! - `hook WATCH_URL CALLBACK COUNT_URL N`: subscribes CALLBACK at WATCH_URL
+//!   (`.../watches/NAME`), waits until the receiver's COUNT_URL (the bare server's
+//!   `/count`) has grown by N, unsubscribes, and prints deliveries per second from the
+//!   subscribe. With N = 0 it subscribes and unsubscribes at once: the position is kept,
+//!   so the files indexed meanwhile are delivered on the next subscribe (the timed one);
+//! - `pathbytes DIR`: the sum of the lengths of the relative paths of the files under DIR.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -58,6 +67,9 @@ fn main() {
         "latency" => latency(&a(1), n(2)),
         "cursors" => cursors(&a(1), n(2), Path::new(&a(3))),
         "detect" => detect(Path::new(&a(1)), &a(2), &a(3), n(4), n(5), &a(6)),
+        "batch" => batch(&a(1)),
+        "hook" => hook(&a(1), &a(2), &a(3), n(4)),
+        "pathbytes" => pathbytes(Path::new(&a(1))),
         other => Err(format!("unknown sub-command {other}").into()),
     };
     if let Err(e) = result {
@@ -104,7 +116,18 @@ impl Client {
     }
 
     fn get(&mut self, path: &str) -> Res<Resp> {
-        let req = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", self.host);
+        self.request("GET", path, None)
+    }
+
+    fn request(&mut self, method: &str, path: &str, json: Option<&str>) -> Res<Resp> {
+        let req = match json {
+            None => format!("{method} {path} HTTP/1.1\r\nHost: {}\r\n\r\n", self.host),
+            Some(b) => format!(
+                "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}",
+                self.host,
+                b.len()
+            ),
+        };
         self.writer.write_all(req.as_bytes())?;
         let mut line = String::new();
         self.reader.read_line(&mut line)?;
@@ -460,5 +483,99 @@ fn detect(dir: &Path, prefix: &str, url: &str, n: u64, interval_ms: u64, mode: &
         pct(&ms, 0.99),
         ms.last().copied().unwrap_or(f64::NAN)
     );
+    Ok(())
+}
+
+fn batch(url: &str) -> Res<()> {
+    let (mut c, mut path) = client_for(url)?;
+    let t0 = Instant::now();
+    let (mut files, mut calls, mut bytes) = (0u64, 0u64, 0u64);
+    loop {
+        let r = c.get(&path)?;
+        if r.status != 200 {
+            break;
+        }
+        calls += 1;
+        bytes += r.body.len() as u64;
+        let v: serde_json::Value = serde_json::from_slice(&r.body)?;
+        files += v.as_array().ok_or("a batch answer is not an array")?.len() as u64;
+        path = split_url(&r.location)?.1;
+        if r.retry_after != "0" {
+            break;
+        }
+    }
+    let s = t0.elapsed().as_secs_f64();
+    println!(
+        "{{\"count\":{files},\"calls\":{calls},\"s\":{s:.3},\"per_s\":{:.1},\"avg_body\":{}}}",
+        files as f64 / s,
+        bytes.checked_div(calls).unwrap_or(0)
+    );
+    Ok(())
+}
+
+fn received(c: &mut Client, path: &str) -> Res<u64> {
+    let r = c.get(path)?;
+    Ok(std::str::from_utf8(&r.body)?.trim().parse()?)
+}
+
+fn hook(watch: &str, callback: &str, count_url: &str, n: u64) -> Res<()> {
+    let (mut c, base) = client_for(watch)?;
+    let (mut rc, count_path) = client_for(count_url)?;
+    let before = received(&mut rc, &count_path)?;
+    let body = serde_json::json!({ "callbackUrl": callback }).to_string();
+    let t0 = Instant::now();
+    let r = c.request("POST", &format!("{base}/subscriptions"), Some(&body))?;
+    if r.status != 201 && r.status != 200 {
+        return Err(format!(
+            "subscribe answered {}: {}",
+            r.status,
+            String::from_utf8_lossy(&r.body)
+        )
+        .into());
+    }
+    let v: serde_json::Value = serde_json::from_slice(&r.body)?;
+    let id = v["id"].as_str().ok_or("no subscription id")?.to_string();
+    let deadline = t0 + Duration::from_secs(600);
+    let mut got = 0;
+    while n > 0 && got < n && Instant::now() < deadline {
+        got = received(&mut rc, &count_path)?.saturating_sub(before);
+        if got < n {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    let s = t0.elapsed().as_secs_f64();
+    let r = c.request("DELETE", &format!("{base}/subscriptions/{id}"), None)?;
+    if r.status != 200 {
+        return Err(format!("unsubscribe answered {}", r.status).into());
+    }
+    if got < n {
+        return Err(format!("{got} of {n} deliveries in 600 s").into());
+    }
+    println!(
+        "{{\"count\":{got},\"s\":{s:.3},\"per_s\":{:.1}}}",
+        got as f64 / s
+    );
+    Ok(())
+}
+
+fn pathbytes(dir: &Path) -> Res<()> {
+    fn walk(dir: &Path, prefix: usize, files: &mut u64, bytes: &mut u64) -> Res<()> {
+        for e in std::fs::read_dir(dir)? {
+            let e = e?;
+            let p = e.path();
+            if e.file_type()?.is_dir() {
+                walk(&p, prefix, files, bytes)?;
+            } else {
+                *files += 1;
+                *bytes += (p.as_os_str().len() - prefix) as u64;
+            }
+        }
+        Ok(())
+    }
+    let (mut files, mut bytes) = (0, 0);
+    // The relative path starts after "DIR/".
+    let prefix = dir.as_os_str().len() + 1;
+    walk(dir, prefix, &mut files, &mut bytes)?;
+    println!("{{\"files\":{files},\"path_bytes\":{bytes}}}");
     Ok(())
 }

@@ -83,9 +83,39 @@ for kind, label in (("fresh", "empty index"), ("restart", "all indexed")):
         n(med(f"find.{biggest}", "s"), " s (`find -printf`)", 2), n(r, " ×", 2), "≤ 2 ×",
         r is not None and r <= 2)
 r = paired("drain.daemon", "per_s", "drain.bare", "per_s", lambda a, b: a / b)
-row("sequential drain, 100k files of 1 KiB", n(med("drain.daemon", "per_s"), " files/s"),
+drained = med("drain.daemon", "count")
+row(f"sequential drain, {size_name(drained) if drained else '100k'} files of 1 KiB", n(med("drain.daemon", "per_s"), " files/s"),
     n(med("drain.bare", "per_s"), " round trips/s (bare)"), n(r, " ×", 2), "≥ 0.7 ×",
     r is not None and r >= 0.7)
+r = paired("batch.batch", "per_s", "batch.single", "per_s", lambda a, b: a / b)
+batched = med("batch.batch", "count")
+row(f"batch trigger, 100 files of 1 KiB per call ({size_name(batched) if batched else 'n/a'} files)",
+    n(med("batch.batch", "per_s"), " files/s"),
+    n(med("batch.single", "per_s"), " files/s (single trigger, same files)"), n(r, " ×", 1),
+    "≥ 20 ×", r is not None and r >= 20)
+r = paired("hook.daemon", "per_s", "hook.bare", "per_s", lambda a, b: a / b)
+row(f"webhook deliveries to a local receiver ({n(med('hook.daemon', 'count'))} files of 1 KiB)",
+    n(med("hook.daemon", "per_s"), " deliveries/s"),
+    n(med("hook.bare", "per_s"), " POSTs/s (bare hyper client, same bodies, one in flight)"),
+    n(r, " ×", 2), "≥ 0.5 ×", r is not None and r >= 0.5)
+idx = by.get(f"index.{biggest}", [None])[0]
+per_file = idx and idx["file_bytes"] / idx["files"]
+row(f"index size on disk per file at {size_name(biggest)} files",
+    n(per_file, " B/file") + (f" (`index.redb` {idx['file_bytes'] / 1e6:,.1f} MB)" if idx else ""),
+    n(idx and idx["path_bytes"] / idx["files"], " B/file (relative path lengths)", 1),
+    n(idx and idx["file_bytes"] / idx["path_bytes"], " ×", 1), "≤ 150 B/file",
+    per_file is not None and per_file <= 150)
+folder_files = sum(v["files"] for v in by.get("gen.folders", []) if "files" in v)
+for kind, label, limit in (("fresh", "empty index to all indexed", 1.1), ("restart", "restart to ready", 1.1)):
+    r = paired(f"folders.8.{kind}", "s", f"folders.1.{kind}", "s", lambda a, b: a / b)
+    row(f"8 watched folders vs 1, {size_name(folder_files)} files, {label}: time",
+        n(med(f"folders.8.{kind}", "s"), " s", 2), n(med(f"folders.1.{kind}", "s"), " s (1 folder)", 2),
+        n(r, " ×", 2), f"≤ {limit} ×", r is not None and r <= limit)
+    r = paired(f"folders.8.{kind}", "peak_kib", f"folders.1.{kind}", "peak_kib", lambda a, b: a / b)
+    p8, p1 = med(f"folders.8.{kind}", "peak_kib"), med(f"folders.1.{kind}", "peak_kib")
+    row(f"8 watched folders vs 1, {size_name(folder_files)} files, {label}: peak RSS",
+        n(p8 and p8 / 1024, " MiB", 1), n(p1 and p1 / 1024, " MiB (1 folder)", 1),
+        n(r, " ×", 2), "≤ 1.2 ×", r is not None and r <= 1.2)
 for key, label in (("detect", "1,000 renames into place"), ("detect.close", "1,000 writes closed in place")):
     p99 = med(key, "p99_ms")
     row(f"detection latency p99 ({label})",
@@ -124,17 +154,21 @@ lines += [
     "",
     "## All measurements (medians)",
     "",
-    "| tree | generated in | `find` | ready, empty index | indexed all after ready | ready, restart | peak RSS (fresh / restart) |",
-    "|---|---|---|---|---|---|---|",
+    "| tree | generated in | `find` | ready, empty index | indexed all after ready | ready, restart | peak RSS (fresh / restart) | `index.redb` (per file; relative paths per file) |",
+    "|---|---|---|---|---|---|---|---|",
 ]
-sizes = sorted({int(k.split(".")[1]) for k in by if k.startswith("find.")})
+sizes = sorted({int(k.split(".")[1]) for k in by if k.startswith(("find.", "index."))})
 for s in sizes:
     pf, pr = med(f"rss.fresh.{s}", "peak_kib"), med(f"rss.restart.{s}", "peak_kib")
+    ix = by.get(f"index.{s}", [None])[0]
+    ixs = (f"{ix['file_bytes'] / 1e6:,.2f} MB, {ix['disk_bytes'] / 1e6:,.2f} MB allocated "
+           f"({ix['file_bytes'] / ix['files']:,.0f} B; {ix['path_bytes'] / ix['files']:,.1f} B)"
+           if ix else "n/a")
     lines.append(
         f"| {s:,} files of 1 KiB | {n(med(f'gen.{s}', 's'), ' s', 1)} | {n(med(f'find.{s}', 's'), ' s', 3)} "
         f"| {n(med(f'ready.fresh.{s}', 'ready_s'), ' s', 3)} | {n(med(f'indexed.{s}', 'waited_s'), ' s', 1)} "
         f"| {n(med(f'ready.restart.{s}', 'ready_s'), ' s', 3)} "
-        f"| {n(pf and pf / 1024, ' MiB', 1)} / {n(pr and pr / 1024, ' MiB', 1)} |")
+        f"| {n(pf and pf / 1024, ' MiB', 1)} / {n(pr and pr / 1024, ' MiB', 1)} | {ixs} |")
 lines += [
     "",
     "| measurement | result |",
@@ -142,6 +176,8 @@ lines += [
     f"| one poll at 1k files | p50 {n(med('latency.1000', 'p50_us'), ' µs')}, p99 {n(med('latency.1000', 'p99_us'), ' µs')}, mean {n(med('latency.1000', 'mean_us'), ' µs')} |",
     f"| one poll at {size_name(biggest)} files | p50 {n(med(f'latency.{biggest}', 'p50_us'), ' µs')}, p99 {n(med(f'latency.{biggest}', 'p99_us'), ' µs')}, mean {n(med(f'latency.{biggest}', 'mean_us'), ' µs')} |",
     f"| drain | {n(med('drain.daemon', 'count'))} files in {n(med('drain.daemon', 's'), ' s', 2)}, body {n(med('drain.daemon', 'avg_body'), ' B')}; bare: {n(med('drain.bare', 's'), ' s', 2)} |",
+    f"| batch | {n(med('batch.batch', 'count'))} files in {n(med('batch.batch', 'calls'))} calls, {n(med('batch.batch', 's'), ' s', 2)}, body {n(med('batch.batch', 'avg_body'), ' B')}; single trigger: {n(med('batch.single', 's'), ' s', 2)} |",
+    f"| webhook | {n(med('hook.daemon', 'count'))} deliveries in {n(med('hook.daemon', 's'), ' s', 2)}; bare client: {n(med('hook.bare', 's'), ' s', 2)}, body {n(med('hook.bare', 'avg_body'), ' B')} |",
     *[f"| detection ({mode}) | p50 {n(med(key, 'p50_ms'), ' ms')}, p99 {n(med(key, 'p99_ms'), ' ms')}, max {n(med(key, 'max_ms'), ' ms')}; missed {sum(vals(key, 'missed'))}, repeated {sum(vals(key, 'repeated'))} |"
       for key, mode in (("detect", "rename"), ("detect.close", "write and close"))],
     "",
