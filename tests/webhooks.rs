@@ -710,8 +710,17 @@ fn the_sig_never_shows_at_trace_level_nor_in_metrics_or_healthz() {
         answers.push_str(&String::from_utf8_lossy(&g.body));
     }
     assert!(!answers.contains(SIG), "{answers}");
-    assert!(r.seen.lock().unwrap().queries.iter().all(|q| q.contains(SIG)));
+    assert!(r
+        .seen
+        .lock()
+        .unwrap()
+        .queries
+        .iter()
+        .all(|q| q.contains(SIG)));
     let log = d.log();
-    assert!(log.contains("TRACE") || log.contains("DEBUG"), "not at trace level");
+    assert!(
+        log.contains("TRACE") || log.contains("DEBUG"),
+        "not at trace level"
+    );
     assert!(!log.contains(SIG), "the log shows the sig");
 }
