@@ -724,3 +724,31 @@ fn the_sig_never_shows_at_trace_level_nor_in_metrics_or_healthz() {
     );
     assert!(!log.contains(SIG), "the log shows the sig");
 }
+
+#[test]
+fn a_subscription_whose_callback_the_config_no_longer_allows_is_paused_not_active() {
+    let r = Receiver::start(Duration::from_millis(1500));
+    let site = Site::new();
+    let d = start(&site, &r, &[]);
+    subscribe(&d, serde_json::json!({"callbackUrl": r.url("/x")}));
+    d.kill9();
+    // 127.0.0.1 taken out of webhook.allowed_hosts.
+    let d = start(
+        &site,
+        &r,
+        &[("FILETRIGGER__WEBHOOK__ALLOWED_HOSTS", "localhost")],
+    );
+    let list = || get(&format!("{}/watches/default/subscriptions", d.base())).unwrap();
+    wait_for("the subscription paused", WAIT, || {
+        list().json()["value"][0]["state"] == "paused"
+    });
+    let v = list().json();
+    assert!(
+        v["value"][0]["lastError"]
+            .as_str()
+            .is_some_and(|e| e.contains("not allowed")),
+        "{v}"
+    );
+    let health = get(&format!("{}/healthz", d.base())).unwrap().json();
+    assert_eq!(health["subscriptions"]["paused"], 1, "{health}");
+}
