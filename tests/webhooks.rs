@@ -680,3 +680,75 @@ fn with_clean_up_a_file_is_deleted_only_after_the_subscription_took_it() {
         "a file from before the subscription was cleaned up"
     );
 }
+
+#[test]
+fn the_sig_never_shows_at_trace_level_nor_in_metrics_or_healthz() {
+    // Everything at its most talkative (the HTTP client's and TLS's own records too):
+    // a delivery refused with 500, then taken, and a webhook wait.
+    let r = Receiver::start(Duration::from_millis(1500));
+    let site = Site::new();
+    let d = start(&site, &r, &[("RUST_LOG", "trace")]);
+    r.set("/t", Behaviour::Status(500));
+    let a = subscribe(&d, serde_json::json!({"callbackUrl": r.url("/t")}));
+    let w = post_json(
+        &format!("{}/watches/default/waits", d.base()),
+        &serde_json::json!({"callbackUrl": r.url("/w"), "glob": "*.txt"}),
+    );
+    assert_eq!(w.status, 201);
+    site.put("a.txt", b"a");
+    wait_for("a refused attempt", WAIT, || {
+        r.attempts.load(Ordering::SeqCst) >= 2
+    });
+    r.set("/t", Behaviour::Accept);
+    wait_for("a.txt at /t and /w", WAIT, || {
+        r.firsts("/t").len() == 1 && !r.bodies("/w").is_empty()
+    });
+    let mut answers = String::from_utf8_lossy(&a.body).to_string();
+    answers.push_str(&String::from_utf8_lossy(&w.body));
+    for path in ["/watches/default/subscriptions", "/healthz", "/metrics"] {
+        let g = get(&format!("{}{path}", d.base())).unwrap();
+        answers.push_str(&String::from_utf8_lossy(&g.body));
+    }
+    assert!(!answers.contains(SIG), "{answers}");
+    assert!(r
+        .seen
+        .lock()
+        .unwrap()
+        .queries
+        .iter()
+        .all(|q| q.contains(SIG)));
+    let log = d.log();
+    assert!(
+        log.contains("TRACE") || log.contains("DEBUG"),
+        "not at trace level"
+    );
+    assert!(!log.contains(SIG), "the log shows the sig");
+}
+
+#[test]
+fn a_subscription_whose_callback_the_config_no_longer_allows_is_paused_not_active() {
+    let r = Receiver::start(Duration::from_millis(1500));
+    let site = Site::new();
+    let d = start(&site, &r, &[]);
+    subscribe(&d, serde_json::json!({"callbackUrl": r.url("/x")}));
+    d.kill9();
+    // 127.0.0.1 taken out of webhook.allowed_hosts.
+    let d = start(
+        &site,
+        &r,
+        &[("FILETRIGGER__WEBHOOK__ALLOWED_HOSTS", "localhost")],
+    );
+    let list = || get(&format!("{}/watches/default/subscriptions", d.base())).unwrap();
+    wait_for("the subscription paused", WAIT, || {
+        list().json()["value"][0]["state"] == "paused"
+    });
+    let v = list().json();
+    assert!(
+        v["value"][0]["lastError"]
+            .as_str()
+            .is_some_and(|e| e.contains("not allowed")),
+        "{v}"
+    );
+    let health = get(&format!("{}/healthz", d.base())).unwrap().json();
+    assert_eq!(health["subscriptions"]["paused"], 1, "{health}");
+}

@@ -160,7 +160,8 @@ impl Policy {
     pub(crate) async fn resolve(&self, callback: &Callback) -> Result<Vec<SocketAddr>, String> {
         let host = callback.host();
         let port = callback.port();
-        if let Ok(ip) = host.parse::<IpAddr>() {
+        // An IPv6 literal's host comes in brackets (`[2001:db8::1]`).
+        if let Ok(ip) = host.trim_matches(['[', ']']).parse::<IpAddr>() {
             self.check_ip(ip)?;
             return Ok(vec![SocketAddr::new(ip, port)]);
         }
@@ -307,6 +308,18 @@ impl tower_service::Service<Name> for CheckedResolver {
 mod tests {
     use super::*;
 
+    fn p_settings(allow_private: bool) -> WebhookSettings {
+        WebhookSettings {
+            allow_http: false,
+            allowed_hosts: vec![],
+            allow_private,
+            ca_file: None,
+            timeout_s: 1,
+            max_backoff_s: 1,
+            pause_after_s: 1,
+        }
+    }
+
     fn policy(allow_private: bool) -> Policy {
         Policy::new(&WebhookSettings {
             allow_http: false,
@@ -384,5 +397,25 @@ mod tests {
         let e = p.resolve(&cb).await.unwrap_err();
         assert!(e.contains("loopback"), "{e}");
         assert!(policy(true).resolve(&cb).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn an_ipv6_literal_is_checked_as_an_address_not_looked_up_as_a_name() {
+        let any = Policy::new(&WebhookSettings {
+            allowed_hosts: vec!["*".into()],
+            ..p_settings(false)
+        });
+        let public = any.parse("https://[2603:1030::1]:8443/x").unwrap();
+        assert_eq!(
+            any.resolve(&public).await.unwrap(),
+            vec!["[2603:1030::1]:8443".parse::<SocketAddr>().unwrap()]
+        );
+        let open = Policy::new(&WebhookSettings {
+            allowed_hosts: vec!["*".into()],
+            ..p_settings(true)
+        });
+        let lo = open.parse("https://[::1]/x").unwrap();
+        assert!(any.resolve(&lo).await.unwrap_err().contains("loopback"));
+        assert!(open.resolve(&lo).await.is_ok());
     }
 }

@@ -804,9 +804,12 @@ async fn deliver_loop(
     token: CancellationToken,
 ) {
     let Ok(callback) = shared.outbound.policy().parse(&record.callback_url) else {
-        tracing::warn!("the stored callback URL is no longer allowed by [webhook]; not delivering");
-        lock(&status).last_error =
-            Some("the callback URL is not allowed by [webhook] any more".into());
+        // Paused, not left `active`: an active subscription that never delivers would
+        // hold back the clean-up for good and look healthy in /healthz.
+        let why = "the callback URL is not allowed by [webhook] any more";
+        lock(&status).last_error = Some(why.into());
+        record.last_error = Some(why.into());
+        pause(&shared, &folder, &id, &mut record, &status, why).await;
         return;
     };
     let glob = record
