@@ -257,6 +257,14 @@ pub(crate) fn refused_range(ip: IpAddr) -> Option<&'static str> {
             } else if s[0] == 0x64 && s[1] == 0xff9b {
                 // NAT64 can reach any IPv4 address, private ones too.
                 Some("NAT64")
+            } else if (s[0] & 0xffc0) == 0xfec0 {
+                Some("site-local")
+            } else if s[0] == 0x2002 || (s[0] == 0x2001 && s[1] == 0) {
+                // 6to4 and Teredo carry an IPv4 address inside, private ones too.
+                Some("IPv4 tunnel (6to4 or Teredo)")
+            } else if s[..6] == [0; 6] {
+                // IPv4-compatible (`::a.b.c.d`, deprecated): an IPv4 address in disguise.
+                Some("IPv4-compatible")
             } else {
                 None
             }
@@ -417,5 +425,25 @@ mod tests {
         let lo = open.parse("https://[::1]/x").unwrap();
         assert!(any.resolve(&lo).await.unwrap_err().contains("loopback"));
         assert!(open.resolve(&lo).await.is_ok());
+    }
+
+    #[test]
+    fn ipv6_forms_that_carry_an_ipv4_address_or_a_local_scope_are_refused() {
+        for (ip, kind) in [
+            ("::127.0.0.1", "IPv4-compatible"),
+            ("::10.0.0.1", "IPv4-compatible"),
+            ("2002:7f00:1::", "IPv4 tunnel (6to4 or Teredo)"),
+            (
+                "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+                "IPv4 tunnel (6to4 or Teredo)",
+            ),
+            ("fec0::1", "site-local"),
+            ("::ffff:169.254.169.254", "link-local"),
+        ] {
+            assert_eq!(refused_range(ip.parse().unwrap()), Some(kind), "{ip}");
+        }
+        for ip in ["2603:1030::1", "2001:db8:1::1", "8.8.8.8"] {
+            assert_eq!(refused_range(ip.parse().unwrap()), None, "{ip}");
+        }
     }
 }
