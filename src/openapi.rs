@@ -264,6 +264,7 @@ impl Spec {
                 400 => "BadRequest",
                 403 => "Forbidden",
                 404 => "NotFound",
+                408 => "RequestTimeout",
                 409 => "Conflict",
                 416 => "RangeNotSatisfiable",
                 503 => "Unavailable",
@@ -784,7 +785,7 @@ impl Spec {
                     "schema": {"$ref": "#/definitions/Subscription"},
                     "headers": {"Location": {"type": "string", "description": "The subscription's URL."}},
                 },
-            })), &[400, 403, 404, 503]),
+            })), &[400, 403, 404, 408, 503]),
         })
     }
 
@@ -888,7 +889,7 @@ impl Spec {
                     "schema": {"$ref": "#/definitions/WaitRegistration"},
                     "headers": {"Location": {"type": "string", "description": "The wait's URL."}},
                 },
-            })), &[400, 403, 404, 503]),
+            })), &[400, 403, 404, 408, 503]),
         })
     }
 
@@ -989,6 +990,7 @@ fn shared_responses() -> Value {
         "Conflict": err("The file changed since that version (version_changed), or the destination exists (target_exists)."),
         "RangeNotSatisfiable": range,
         "UriTooLong": err("The request URL is too long."),
+        "RequestTimeout": err("The request body did not arrive in time."),
         "Unavailable": unavailable,
     })
 }

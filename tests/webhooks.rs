@@ -752,3 +752,28 @@ fn a_subscription_whose_callback_the_config_no_longer_allows_is_paused_not_activ
     let health = get(&format!("{}/healthz", d.base())).unwrap().json();
     assert_eq!(health["subscriptions"]["paused"], 1, "{health}");
 }
+
+#[test]
+fn a_subscribe_whose_body_never_arrives_gets_408_instead_of_holding_the_connection() {
+    use std::io::{Read, Write};
+    let r = Receiver::start(Duration::from_millis(1500));
+    let site = Site::new();
+    let d = start(&site, &r, &[]);
+    let mut s = std::net::TcpStream::connect(d.addr).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    // Declares 100 bytes, sends 10, then nothing.
+    s.write_all(
+        b"POST /watches/default/subscriptions HTTP/1.1\r\nHost: h\r\n\
+          Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"callbac",
+    )
+    .unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !String::from_utf8_lossy(&answer).contains("\r\n\r\n") {
+        let n = s.read(&mut buf).expect("an answer before the read timeout");
+        assert!(n > 0, "closed without an answer");
+        answer.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+}

@@ -21,6 +21,9 @@ use crate::hooks::{Hooks, Mode, SubscribeRequest, WaitRequest};
 
 /// A request body larger than this is refused.
 const MAX_BODY: usize = 64 * 1024;
+/// A request body must have arrived whole within this; a client that declares a body and
+/// does not send it gets `408` instead of holding the connection.
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// `maxFileCount`'s range and default, and the wait's default `timeout`: the polling
 /// operations'.
 use super::read::{DEFAULT_FILE_COUNT, MAX_FILE_COUNT};
@@ -47,9 +50,10 @@ where
     In: http_body::Body + Send,
     In::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let bytes = http_body_util::Limited::new(body, MAX_BODY)
-        .collect()
+    let read = http_body_util::Limited::new(body, MAX_BODY).collect();
+    let bytes = tokio::time::timeout(BODY_TIMEOUT, read)
         .await
+        .map_err(|_| RequestError::BodyTimeout(BODY_TIMEOUT.as_secs()))?
         .map_err(|_| {
             bad(
                 "bad_body",

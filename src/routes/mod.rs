@@ -525,6 +525,9 @@ enum RequestError {
         /// What is wrong, naming the parameter.
         message: String,
     },
+    /// The request body did not arrive within this many seconds.
+    #[error("the request body did not arrive within {0} s")]
+    BodyTimeout(u64),
     /// `actions.allow_write` is off.
     #[error("moving and deleting files is disabled: set actions.allow_write = true")]
     WritingDisabled,
@@ -583,6 +586,7 @@ impl RequestError {
             RequestError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             RequestError::BadParam { code, .. } => (StatusCode::BAD_REQUEST, *code),
             RequestError::WritingDisabled => (StatusCode::FORBIDDEN, "writing_disabled"),
+            RequestError::BodyTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "body_timeout"),
             RequestError::NotPermitted(_) => (StatusCode::FORBIDDEN, "not_permitted"),
             RequestError::FileNotFound(_) => (StatusCode::NOT_FOUND, "file_not_found"),
             RequestError::NotFound { code, .. } => (StatusCode::NOT_FOUND, *code),
