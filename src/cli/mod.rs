@@ -189,6 +189,14 @@ pub fn run(command: Command, config: Option<&Path>) -> ExitCode {
 
 /// `openapi`: prints the document; exit status 2 for a configuration error.
 fn openapi(config: Option<&Path>, url: Option<String>) -> ExitCode {
+    // The document's host and basePath come from it: the rules of server.public_url.
+    let url = match url.as_deref().map(crate::config::base_url).transpose() {
+        Ok(url) => url,
+        Err(problem) => {
+            eprintln!("filetrigger: openapi --url: {problem}");
+            return ExitCode::from(2);
+        }
+    };
     let remote = Remote {
         url,
         user: None,
