@@ -221,8 +221,17 @@ fn openapi(config: Option<&Path>, url: Option<String>) -> ExitCode {
     let doc = crate::openapi::Spec::new(&settings).document(&base);
     match serde_json::to_string_pretty(&doc) {
         Ok(text) => {
-            println!("{text}");
-            ExitCode::SUCCESS
+            use std::io::Write;
+            // Not println!: it panics when stdout is a closed pipe (`| head`).
+            let mut out = std::io::stdout().lock();
+            match writeln!(out, "{text}").and_then(|()| out.flush()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::from(1),
+                Err(e) => {
+                    eprintln!("filetrigger: openapi: cannot write the document: {e}");
+                    ExitCode::from(1)
+                }
+            }
         }
         Err(e) => {
             eprintln!("filetrigger: openapi: {e}");
