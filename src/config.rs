@@ -663,28 +663,7 @@ impl Settings {
             }
         }
         if let Some(url) = self.server.public_url.take() {
-            let trimmed = url.trim().trim_end_matches('/').to_string();
-            let uri: hyper::Uri = trimmed
-                .parse()
-                .map_err(|e| bad("server.public_url", format!("`{url}` is not a URL: {e}")))?;
-            match uri.scheme_str() {
-                Some("http") | Some("https") if uri.authority().is_some() => {}
-                Some("http") | Some("https") => {
-                    return Err(bad("server.public_url", format!("`{url}` has no host")))
-                }
-                _ => {
-                    return Err(bad(
-                        "server.public_url",
-                        format!("`{url}` must start with http:// or https://"),
-                    ))
-                }
-            }
-            if uri.authority().is_none() || uri.query().is_some() || trimmed.contains('#') {
-                return Err(bad(
-                    "server.public_url",
-                    format!("`{url}` must be scheme://host[:port][/prefix], with no query"),
-                ));
-            }
+            let trimmed = base_url(&url).map_err(|problem| bad("server.public_url", problem))?;
             self.server.public_url = Some(trimmed);
         }
         if self.watch.dir.as_os_str().is_empty() && self.folders.is_empty() {
@@ -1042,6 +1021,35 @@ fn prepare_dir(key: &str, dir: &Path) -> Result<(), ConfigError> {
             problem: format!("cannot use {}: {e}", dir.display()),
         }),
     }
+}
+
+/// Checks a base URL (`server.public_url`, `filetrigger openapi --url`): `http` or
+/// `https`, a host, an optional port and path prefix, no query, fragment or credentials
+/// (they would end up in every `Location`). Returns it without a trailing `/`.
+///
+/// # Errors
+/// What is wrong with it, naming the value.
+pub fn base_url(url: &str) -> Result<String, String> {
+    let trimmed = url.trim().trim_end_matches('/').to_string();
+    let uri: hyper::Uri = trimmed
+        .parse()
+        .map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+    match uri.scheme_str() {
+        Some("http") | Some("https") if uri.authority().is_some() => {}
+        Some("http") | Some("https") => return Err(format!("`{url}` has no host")),
+        _ => return Err(format!("`{url}` must start with http:// or https://")),
+    }
+    if uri.authority().is_none() || uri.query().is_some() || trimmed.contains('#') {
+        return Err(format!(
+            "`{url}` must be scheme://host[:port][/prefix], with no query"
+        ));
+    }
+    if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+        return Err(format!(
+            "`{url}` must not hold credentials (user@ or user:password@): they would be in every Location"
+        ));
+    }
+    Ok(trimmed)
 }
 
 #[cfg(test)]

@@ -555,6 +555,16 @@ impl Spec {
                     "description": "When the wait ends (set by the daemon in Location).",
                     "x-ms-visibility": "internal",
                 },
+                {
+                    "name": "scanned",
+                    "in": "query",
+                    "required": false,
+                    "type": "string",
+                    "format": "date-time",
+                    "x-ms-summary": "Scanned up to",
+                    "description": "How far earlier calls of a long wait walked the index (set by the daemon in Location).",
+                    "x-ms-visibility": "internal",
+                },
             ],
             "responses": self.responses(obj(json!({
                 "200": {
@@ -1136,6 +1146,23 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect::<Vec<_>>();
         Spec::new(&crate::config::load(None, env).unwrap())
+    }
+
+    #[test]
+    fn the_wait_declares_every_parameter_its_location_carries() {
+        let d = spec(&[]).document("http://h:1");
+        let declared: Vec<&str> = d["paths"]["/watches/{folder}/wait"]["get"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        for name in crate::routes::wait::STATE {
+            assert!(
+                declared.contains(name),
+                "{name} is not declared: {declared:?}"
+            );
+        }
     }
 
     #[test]

@@ -200,9 +200,15 @@ fn an_existing_target_is_refused() {
     site.put("done/a.txt", b"already here");
     let d = site.daemon(SETTLE, &[WRITE]);
     let v = indexed_version(&d, "a.txt");
-    indexed_version(&d, "done/a.txt");
+    let there = indexed_version(&d, "done/a.txt");
     let r = request("POST", &move_url(&d, "a.txt", &v, "done/a.txt")).unwrap();
     assert_eq!((r.status, code(&r)), (409, "target_exists".into()), "{r:?}");
+    // The refused move left the target's own index entry alone: still indexed as the
+    // version it was (not forgotten, so never offered again under a new stamp).
+    let props = format!("{}/watches/default/properties?path=done%2Fa.txt", d.base());
+    let r = get(&props).unwrap();
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["indexedAt"], there.as_str());
     assert_eq!(std::fs::read(site.inbox.join("a.txt")).unwrap(), b"source");
     assert_eq!(
         std::fs::read(site.inbox.join("done/a.txt")).unwrap(),
@@ -225,6 +231,7 @@ fn no_path_escapes_the_folder() {
     let d = site.daemon(SETTLE, &[WRITE]);
     let v = indexed_version(&d, "in/a.txt");
     let vb = indexed_version(&d, "sub/b.txt");
+    let long = "x".repeat(300);
     for to in [
         "../escaped.txt",
         "in/../../escaped.txt",
@@ -233,6 +240,9 @@ fn no_path_escapes_the_folder() {
         "link/new/escaped.txt",
         "in//a2.txt",
         "./a2.txt",
+        // Names the file system refuses: the client's mistake, never a 5xx.
+        long.as_str(),
+        "a\0b.txt",
     ] {
         let r = request("POST", &move_url(&d, "in/a.txt", &v, to)).unwrap();
         assert_eq!(

@@ -333,6 +333,8 @@ fn server_public_url_must_be_an_http_url_without_a_query() {
         "https://gw.example/ft?a=b",
         "https://",
         "/relative",
+        // Credentials would end up in every Location (kept in the run history).
+        "https://user:secret@gw.example/ft",
     ] {
         let out = run_with_env(&site, &[("FILETRIGGER__SERVER__PUBLIC_URL", bad)]);
         assert_config_error(&format!("public_url={bad}"), &out, "server.public_url", &[]);

@@ -206,6 +206,8 @@ fn a_credential_limited_to_one_folder_gets_403_elsewhere_and_sees_only_its_folde
         assert_eq!(names(&r), vec!["default", "docs"], "{who:?}");
         assert_eq!(call("/trigger", who).status, 202, "{who:?}");
         assert_eq!(call("/watches/docs/trigger", who).status, 202, "{who:?}");
+        let doc: Value = call("/openapi.json", who).json();
+        assert_eq!(doc["parameters"]["folder"]["default"], "default", "{who:?}");
     }
     for who in limited {
         let r = call("/watches", who);
@@ -222,6 +224,13 @@ fn a_credential_limited_to_one_folder_gets_403_elsewhere_and_sees_only_its_folde
             assert_eq!(body["error"]["code"], "folder_forbidden", "{body}");
         }
         assert_eq!(call("/watches/docs/trigger", who).status, 202, "{who:?}");
+        // The served definition does not preselect a folder it may not use.
+        let doc: Value = call("/openapi.json", who).json();
+        assert!(
+            doc["parameters"]["folder"]["default"].is_null(),
+            "{who:?}: {}",
+            doc["parameters"]["folder"]
+        );
         // An unknown folder is unknown to everyone.
         let r = call("/watches/nope/trigger", who);
         assert_eq!(r.status, 404, "{r:?}");

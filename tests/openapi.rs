@@ -203,6 +203,46 @@ fn openapi_takes_the_host_from_url_then_public_url_then_listen() {
 }
 
 #[test]
+fn openapi_into_a_closed_pipe_does_not_panic() {
+    // `filetrigger openapi | head`: the reader is gone before the document is written.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_filetrigger"))
+        .arg("openapi")
+        .current_dir(std::env::temp_dir())
+        .env_clear()
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+}
+
+#[test]
+fn openapi_refuses_a_url_that_is_no_base_url() {
+    // The same rules as server.public_url: the document's host and basePath come from
+    // it, so a query, another scheme or credentials in it would make a broken (or
+    // secret-bearing) definition.
+    for bad in [
+        "ftp://files.example",
+        "https://files.example/ft?a=b",
+        "https://user:secret@files.example/ft",
+        "files.example",
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_filetrigger"))
+            .args(["openapi", "--url", bad])
+            .current_dir(std::env::temp_dir())
+            .env_clear()
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "--url {bad}: {out:?}");
+        assert!(out.stdout.is_empty(), "--url {bad}: {out:?}");
+    }
+}
+
+#[test]
 fn the_served_document_follows_the_configuration_and_validates_as_swagger_2() {
     let (site, d) = secured();
     // Behind the same authentication as every route.

@@ -189,6 +189,14 @@ pub fn run(command: Command, config: Option<&Path>) -> ExitCode {
 
 /// `openapi`: prints the document; exit status 2 for a configuration error.
 fn openapi(config: Option<&Path>, url: Option<String>) -> ExitCode {
+    // The document's host and basePath come from it: the rules of server.public_url.
+    let url = match url.as_deref().map(crate::config::base_url).transpose() {
+        Ok(url) => url,
+        Err(problem) => {
+            eprintln!("filetrigger: openapi --url: {problem}");
+            return ExitCode::from(2);
+        }
+    };
     let remote = Remote {
         url,
         user: None,
@@ -213,8 +221,17 @@ fn openapi(config: Option<&Path>, url: Option<String>) -> ExitCode {
     let doc = crate::openapi::Spec::new(&settings).document(&base);
     match serde_json::to_string_pretty(&doc) {
         Ok(text) => {
-            println!("{text}");
-            ExitCode::SUCCESS
+            use std::io::Write;
+            // Not println!: it panics when stdout is a closed pipe (`| head`).
+            let mut out = std::io::stdout().lock();
+            match writeln!(out, "{text}").and_then(|()| out.flush()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::from(1),
+                Err(e) => {
+                    eprintln!("filetrigger: openapi: cannot write the document: {e}");
+                    ExitCode::from(1)
+                }
+            }
         }
         Err(e) => {
             eprintln!("filetrigger: openapi: {e}");

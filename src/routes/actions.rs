@@ -389,9 +389,23 @@ async fn try_move<B>(
     let to_blocking = to.clone();
     let shown = to_shown.clone();
     let (to_dir, to_name) = tokio::task::spawn_blocking(move || {
-        match crate::confine::open_parent_beneath(&root, &to_blocking, true) {
-            Ok((dir, name)) => Ok((dir, name.to_vec())),
-            Err(e) => Err(refused_path("to", &shown, e.raw_os_error(), false)),
+        let (dir, name) = match crate::confine::open_parent_beneath(&root, &to_blocking, true) {
+            Ok((dir, name)) => (dir, name.to_vec()),
+            Err(e) => return Err(refused_path("to", &shown, e.raw_os_error(), false)),
+        };
+        // Refused before the index adopts the target: adopting a path that holds a file
+        // would forget that file's own entry (the rename below still never replaces).
+        match statat(
+            &dir,
+            std::ffi::OsStr::from_bytes(&name),
+            AtFlags::SYMLINK_NOFOLLOW,
+        ) {
+            Ok(_) => Err(RequestError::Conflict {
+                code: "target_exists",
+                message: format!("{shown:?} exists already: nothing was moved"),
+            }),
+            Err(Errno::NOENT) => Ok((dir, name)),
+            Err(e) => Err(bad("to", format!("{shown:?} cannot be a target: {e}"))),
         }
     })
     .await
@@ -421,7 +435,7 @@ async fn try_move<B>(
                     "{:?} is gone from the folder",
                     path_text(&checked.version.rel).0
                 )),
-                Errno::ISDIR | Errno::NOTDIR | Errno::LOOP => {
+                Errno::ISDIR | Errno::NOTDIR | Errno::LOOP | Errno::NAMETOOLONG | Errno::INVAL => {
                     bad("to", format!("{to_shown:?} cannot be a target: {e}"))
                 }
                 Errno::ACCESS | Errno::PERM | Errno::ROFS => {

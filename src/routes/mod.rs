@@ -292,7 +292,7 @@ where
         (&Method::GET, "/watches") => list_folders(state, &who),
         (&Method::GET, "/healthz") => health::healthz(state),
         (&Method::GET, "/metrics") => metrics::metrics(state).await,
-        (&Method::GET, "/openapi.json") => openapi::definition(state, peer, secure, req),
+        (&Method::GET, "/openapi.json") => openapi::definition(state, &who, peer, secure, req),
         (_, "/trigger" | "/healthz" | "/metrics" | "/watches" | "/openapi.json") => {
             not_allowed(method, "GET")
         }

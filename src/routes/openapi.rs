@@ -10,16 +10,32 @@ use std::net::SocketAddr;
 use hyper::{Request, Response, StatusCode};
 
 use super::{json, AppState, Body};
+use crate::auth::Principal;
 
-/// The document, or `400` when the request gives no usable host.
+/// The document, or `400` when the request gives no usable host. For a credential that
+/// may not use the folder `default` (`auth.folders`), the `folder` parameter preselects
+/// nothing: the designer would otherwise fill in a folder that answers it `403`.
 pub(super) fn definition<B>(
     state: &AppState,
+    who: &Principal,
     peer: SocketAddr,
     secure: bool,
     req: &Request<B>,
 ) -> Response<Body> {
     match state.urls.base_url(peer, secure, req) {
-        Ok(base) => json(StatusCode::OK, state.openapi.document(&base).to_string()),
+        Ok(base) => {
+            let mut doc = state.openapi.document(&base);
+            if !state.may_use(who, crate::folder::DEFAULT) {
+                if let Some(folder) = doc
+                    .pointer_mut("/parameters/folder")
+                    .and_then(|f| f.as_object_mut())
+                {
+                    folder.remove("default");
+                    folder.remove("x-example");
+                }
+            }
+            json(StatusCode::OK, doc.to_string())
+        }
         Err(e) => e.into_response(state.retry_after),
     }
 }

@@ -33,7 +33,7 @@ const SCAN_BUDGET: usize = 20_000;
 /// `timeout` when none is given (seconds).
 pub(crate) const DEFAULT_TIMEOUT_S: u64 = 3600;
 /// The parameters the daemon sets in `Location`.
-const STATE: &[&str] = &["since", "deadline", "scanned"];
+pub(crate) const STATE: &[&str] = &["since", "deadline", "scanned"];
 const NANOS: i64 = 1_000_000_000;
 
 /// Answers one call of the wait action.
