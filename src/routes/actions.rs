@@ -297,6 +297,17 @@ pub(crate) async fn move_begin(
         to: target.clone(),
         stamp,
     };
+    // 0. A file at the target stays and keeps its own index entry: adopting its path
+    // would forget that entry (the rename below never replaces it either).
+    match statat(
+        to_dir,
+        std::ffi::OsStr::from_bytes(to_name),
+        AtFlags::SYMLINK_NOFOLLOW,
+    ) {
+        Err(Errno::NOENT) => {}
+        Ok(_) => return Err(MoveFailed::Rename(Errno::EXIST)),
+        Err(e) => return Err(MoveFailed::Rename(e)),
+    }
     // 1. The target is known before it appears, so discovery never offers it.
     writer
         .apply(step(MoveStep::Adopt))
