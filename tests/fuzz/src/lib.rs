@@ -95,9 +95,9 @@ impl Input {
         Some(input)
     }
 
-    /// A copy of the request, for a handler that takes it.
-    pub fn request(&self) -> Request<()> {
-        let mut request = Request::new(());
+    /// A copy of the request with an empty body, for a handler that takes it.
+    pub fn request(&self) -> Request<String> {
+        let mut request = Request::new(String::new());
         *request.method_mut() = self.request.method().clone();
         *request.uri_mut() = self.request.uri().clone();
         *request.headers_mut() = self.request.headers().clone();
