@@ -78,7 +78,7 @@ pub fn next_after(
     let snapshot = reader.snapshot()?;
     Ok(snapshot
         .first_after(cursor, MAX_SKIP, |v| {
-            match check(root, v, max_content, Wait::Allowed) {
+            match check(&Dir::path(root), v, max_content, Wait::Allowed) {
                 Checked::Use(content) => Some(content),
                 Checked::Skip | Checked::WouldWait => None,
             }
@@ -106,9 +106,10 @@ pub(crate) fn next_matching(
     matches: impl Fn(&[u8]) -> bool,
 ) -> Result<crate::index::Scanned<Offer>, IndexError> {
     let snapshot = reader.snapshot()?;
+    let dir = Dir::series(root);
     let s = snapshot.scan_after(cursor, budget, |v| {
         if matches(&v.rel) {
-            open_checked(root, v, max_content)
+            open_checked(&dir, v, max_content)
         } else {
             None
         }
@@ -152,7 +153,7 @@ pub fn try_next_after(
 ) -> Result<Attempt, IndexError> {
     let snapshot = reader.snapshot()?;
     let found = snapshot.first_after(cursor, MAX_SKIP, |v| {
-        match check(root, v, max_content, Wait::Never) {
+        match check(&Dir::path(root), v, max_content, Wait::Never) {
             Checked::Use(content) => Some(Some(content)),
             Checked::Skip => None,
             Checked::WouldWait => Some(None),
@@ -195,18 +196,18 @@ enum Checked {
 /// Opens the indexed version if it is still what is on disk (blocking). `None` skips it:
 /// the file is gone, replaced by something that is not a regular file, or changed since
 /// (a changed file is a new version with its own, later stamp).
-fn open_checked(root: &Path, v: &FileVersion, max_content: u64) -> Option<Content> {
-    match check(root, v, max_content, Wait::Allowed) {
+fn open_checked(dir: &Dir<'_>, v: &FileVersion, max_content: u64) -> Option<Content> {
+    match check(dir, v, max_content, Wait::Allowed) {
         Checked::Use(content) => Some(content),
         Checked::Skip | Checked::WouldWait => None,
     }
 }
 
 /// Checks the indexed version against the disk ([`open_version`]) and reads a small one.
-fn check(root: &Path, v: &FileVersion, max_content: u64, wait: Wait) -> Checked {
+fn check(dir: &Dir<'_>, v: &FileVersion, max_content: u64, wait: Wait) -> Checked {
     let on_disk = match wait {
-        Wait::Allowed => open_version(root, v),
-        Wait::Never => match crate::confine::open_beneath_cached(root, &v.rel) {
+        Wait::Allowed => same_version(dir.open(&v.rel), v),
+        Wait::Never => match crate::confine::open_beneath_cached(dir.path, &v.rel) {
             Ok(Some(f)) => same_version(Ok(f), v),
             Ok(None) => return Checked::WouldWait,
             Err(e) => same_version(Err(e), v),
@@ -215,7 +216,7 @@ fn check(root: &Path, v: &FileVersion, max_content: u64, wait: Wait) -> Checked 
     let mut file = match on_disk {
         OnDisk::Same(f) => f,
         OnDisk::Unreadable(e) => {
-            let path = root.join(std::ffi::OsStr::from_bytes(&v.rel));
+            let path = dir.path.join(std::ffi::OsStr::from_bytes(&v.rel));
             tracing::warn!(path = %path.display(), "offered without content: permission denied");
             return Checked::Use(Content::Omitted(format!("the file cannot be read: {e}")));
         }
@@ -318,6 +319,37 @@ pub enum OnDisk {
     Unreadable(std::io::Error),
 }
 
+/// Where the files of one request are opened: beneath the watched directory's path (one
+/// file), or beneath the directory opened once for a series of files (a batch, a page of
+/// the list, the wait's walk; [`crate::confine::Root`]). When that open fails, each file
+/// is opened through the path, so each one fails (or not) for its own reason, as before.
+pub(crate) struct Dir<'a> {
+    path: &'a Path,
+    fd: Option<crate::confine::Root>,
+}
+
+impl<'a> Dir<'a> {
+    /// For one file.
+    pub(crate) fn path(path: &'a Path) -> Dir<'a> {
+        Dir { path, fd: None }
+    }
+
+    /// For a series of files.
+    pub(crate) fn series(path: &'a Path) -> Dir<'a> {
+        Dir {
+            path,
+            fd: crate::confine::Root::new(path).ok(),
+        }
+    }
+
+    fn open(&self, rel: &[u8]) -> std::io::Result<File> {
+        match &self.fd {
+            Some(root) => root.open(rel),
+            None => crate::confine::open_beneath(self.path, rel),
+        }
+    }
+}
+
 /// Opens the indexed version `v` under `root` and checks it is still that version
 /// (blocking), like a poll does, without reading it.
 pub fn open_version(root: &Path, v: &FileVersion) -> OnDisk {
@@ -372,6 +404,26 @@ pub struct Batch {
     /// The last entry taken or walked past (gone, changed, or not matching): a reader
     /// that found nothing to take may move its position here.
     pub walked: Option<Stamp>,
+    /// Each offer's JSON head ([`head`]), made once while the batch was measured against
+    /// its byte budget, so [`Batch::into_body`] does not make it again.
+    heads: Vec<String>,
+}
+
+impl Batch {
+    /// The body of the batch: a JSON array of the offers' File bodies, in order, each
+    /// with its `contentLink` (`content=none`). Streams like [`body`]: only content
+    /// already read (small files, within the batch's byte budget) is held in memory.
+    pub fn into_body(self) -> Body {
+        let mut segs = vec![Segment::Bytes(Bytes::from_static(b"["))];
+        for (i, ((offer, _), head)) in self.offers.into_iter().zip(self.heads).enumerate() {
+            if i > 0 {
+                segs.push(Segment::Bytes(Bytes::from_static(b",")));
+            }
+            segs.extend(render_head(offer, head));
+        }
+        segs.push(Segment::Bytes(Bytes::from_static(b"]")));
+        from_segments(segs)
+    }
 }
 
 /// The oldest live files indexed after `cursor`, at most `limits.max_files`, within the
@@ -409,7 +461,9 @@ pub(crate) fn batch_after_matching(
 ) -> Result<Batch, IndexError> {
     use std::ops::ControlFlow::{Break, Continue};
     let snapshot = reader.snapshot()?;
+    let dir = Dir::series(root);
     let mut offers: Vec<(Offer, Option<String>)> = Vec::new();
+    let mut heads: Vec<String> = Vec::new();
     let mut used = 2u64; // the brackets
     let mut skipped = 0;
     let mut more = false;
@@ -433,11 +487,16 @@ pub(crate) fn batch_after_matching(
             still_open: e.still_open,
         };
         let comma = u64::from(!offers.is_empty());
-        let live =
-            |v: &FileVersion| !matches!(open_version(root, v), OnDisk::Gone | OnDisk::Changed);
+        let live = |v: &FileVersion| {
+            !matches!(
+                same_version(dir.open(&v.rel), v),
+                OnDisk::Gone | OnDisk::Changed
+            )
+        };
         if !limits.inline {
             let l = link(offer.stamp, &offer.version);
-            let len = item_len(&offer, l.as_deref());
+            let h = head(&offer, l.as_deref());
+            let len = h.len() as u64;
             if !offers.is_empty() && used + comma + len > limits.budget {
                 more = true;
                 return Break(());
@@ -449,14 +508,19 @@ pub(crate) fn batch_after_matching(
             }
             used += comma + len;
             offers.push((offer, l));
+            heads.push(h);
             return Continue(());
         }
         // Its length with content, known before anything is read: the head, the base64
         // content and the tail.
         let size = offer.version.size;
+        let mut inline_head = None;
         let inline_len = (size <= limits.max_content).then(|| {
             offer.content = Content::Inline(Vec::new());
-            item_len(&offer, None) + size.div_ceil(3) * 4
+            let h = head(&offer, None);
+            let len = h.len() as u64 + size.div_ceil(3) * 4 + TAIL.len() as u64;
+            inline_head = Some(h);
+            len
         });
         let alone_too_big = inline_len.is_some_and(|n| n + 2 > limits.budget);
         let wanted = if alone_too_big {
@@ -483,7 +547,7 @@ pub(crate) fn batch_after_matching(
                 limits.budget
             ));
         } else {
-            match open_checked(root, &offer.version, limits.max_content) {
+            match open_checked(&dir, &offer.version, limits.max_content) {
                 Some(c) => offer.content = c,
                 None => {
                     skipped += 1;
@@ -491,14 +555,22 @@ pub(crate) fn batch_after_matching(
                 }
             }
         }
-        used += comma + item_len(&offer, None);
+        // The head made for the estimate is the head of content read (inline or
+        // streamed); content omitted after all has its own.
+        let h = match (&offer.content, inline_head) {
+            (Content::Inline(_) | Content::Stream(_), Some(h)) => h,
+            _ => head(&offer, None),
+        };
+        used += comma + item_len_with(&offer, h.len() as u64);
         offers.push((offer, None));
+        heads.push(h);
         Continue(())
     })?;
     Ok(Batch {
         offers,
         more,
         walked,
+        heads,
     })
 }
 
@@ -525,6 +597,7 @@ pub fn list_after(
 ) -> Result<Page, IndexError> {
     use std::ops::ControlFlow::{Break, Continue};
     let snapshot = reader.snapshot()?;
+    let dir = Dir::series(root);
     let mut items = Vec::new();
     let mut skipped = 0;
     let mut last = after;
@@ -535,7 +608,7 @@ pub fn list_after(
             return Break(());
         }
         last = e.stamp;
-        match open_version(root, &e.version) {
+        match same_version(dir.open(&e.version.rel), &e.version) {
             OnDisk::Same(_) | OnDisk::Unreadable(_) => {
                 items.push(properties(e.stamp, &e.version, e.still_open));
             }
@@ -723,21 +796,6 @@ pub fn body_with_link(offer: Offer, link: Option<&str>) -> Body {
     from_segments(render(offer, link))
 }
 
-/// The body of a batch: a JSON array of the offers' File bodies, in order, each with its
-/// `contentLink` (`content=none`). Streams like [`body`]: only content already read
-/// (small files, within the batch's byte budget) is held in memory.
-pub fn batch_body(items: Vec<(Offer, Option<String>)>) -> Body {
-    let mut segs = vec![Segment::Bytes(Bytes::from_static(b"["))];
-    for (i, (offer, link)) in items.into_iter().enumerate() {
-        if i > 0 {
-            segs.push(Segment::Bytes(Bytes::from_static(b",")));
-        }
-        segs.extend(render(offer, link.as_deref()));
-    }
-    segs.push(Segment::Bytes(Bytes::from_static(b"]")));
-    from_segments(segs)
-}
-
 /// Raw bytes `start..start + len` of `file` (GetFileContent), streamed from disk by a
 /// task on tokio's blocking pool. A file shorter than that fails the body.
 pub fn raw_body(file: File, start: u64, len: u64) -> Body {
@@ -793,12 +851,11 @@ fn meta<'a>(
     stamp: Stamp,
     v: &FileVersion,
     still_open: bool,
-    content_type: &'a str,
     omitted: Option<&'a str>,
     link: Option<&'a str>,
 ) -> Meta<'a> {
     let (path, escaped) = path_text(&v.rel);
-    let (name, _) = name_and_type(v);
+    let (name, content_type) = name_and_type(v);
     Meta {
         path,
         name,
@@ -817,30 +874,21 @@ fn meta<'a>(
 /// The FileProperties of a version: its File body without `content`, `contentOmitted`
 /// or `contentLink`.
 pub fn properties(stamp: Stamp, v: &FileVersion, still_open: bool) -> serde_json::Value {
-    let ct = content_type(v);
     // An invariant, not a fallback: a struct of strings, numbers and bools.
     #[allow(clippy::expect_used)]
-    serde_json::to_value(meta(stamp, v, still_open, ct, None, None))
+    serde_json::to_value(meta(stamp, v, still_open, None, None))
         .expect("a struct of strings, numbers and bools with string keys always serializes")
 }
 
 /// The JSON text of a File body's metadata, and, when content follows, the text that
 /// opens it (the closing brace left off).
 fn head(offer: &Offer, link: Option<&str>) -> String {
-    let v = &offer.version;
-    let content_type = content_type(v);
     let omitted = match &offer.content {
         Content::Omitted(why) => Some(why.as_str()),
         _ => None,
     };
-    let m = meta(
-        offer.stamp,
-        v,
-        offer.still_open,
-        content_type,
-        omitted,
-        link,
-    );
+    let m = meta(offer.stamp, &offer.version, offer.still_open, omitted, link);
+    let content_type = m.content_type;
     // An invariant, not a fallback: `{}` here would be a 200 without the file's path.
     #[allow(clippy::expect_used)]
     let mut json = serde_json::to_string(&m)
@@ -859,19 +907,24 @@ fn head(offer: &Offer, link: Option<&str>) -> String {
 /// What closes a File body after its base64 content.
 const TAIL: &str = "\"}}";
 
-/// How many bytes the File body of `offer` has (with `link` as its `contentLink`).
-pub fn item_len(offer: &Offer, link: Option<&str>) -> u64 {
+/// How many bytes the File body of `offer` has, whose [`head`] has `head_len` bytes.
+fn item_len_with(offer: &Offer, head_len: u64) -> u64 {
     let content = match &offer.content {
         Content::Inline(data) => data.len() as u64,
         Content::Stream(_) => offer.version.size,
-        Content::Omitted(_) | Content::NotAsked => return head(offer, link).len() as u64,
+        Content::Omitted(_) | Content::NotAsked => return head_len,
     };
-    head(offer, link).len() as u64 + content.div_ceil(3) * 4 + TAIL.len() as u64
+    head_len + content.div_ceil(3) * 4 + TAIL.len() as u64
 }
 
 /// One File body in segments.
 fn render(offer: Offer, link: Option<&str>) -> Vec<Segment> {
-    let mut json = head(&offer, link);
+    let json = head(&offer, link);
+    render_head(offer, json)
+}
+
+/// [`render`] with its head made.
+fn render_head(offer: Offer, mut json: String) -> Vec<Segment> {
     match offer.content {
         Content::Inline(data) => {
             json.reserve(data.len().div_ceil(3) * 4 + TAIL.len());

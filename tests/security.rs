@@ -450,6 +450,21 @@ fn an_indexed_file_swapped_for_a_symlink_to_outside_is_not_served() {
         .got
         .iter()
         .all(|g| !String::from_utf8_lossy(&g.content()).contains("root:")));
+    // The batch, the list and the wait open a series of files beneath the watched
+    // directory opened once: the same refusal.
+    let series = [
+        "/watches/default/batch?maxFileCount=10&triggerState=2000-01-01T00:00:00Z",
+        "/watches/default/files?after=2000-01-01T00:00:00Z",
+    ];
+    for path in series {
+        let r = get(&format!("{}{path}", d.base())).unwrap();
+        assert_eq!(r.status, 200, "{path}");
+        let text = String::from_utf8_lossy(&r.body);
+        assert!(text.contains("plain.txt"), "{path}: {text}");
+        for outside in ["root:", "swapped.txt", "inner.txt", "cm9vdDp4"] {
+            assert!(!text.contains(outside), "{path} served {outside}: {text}");
+        }
+    }
     assert_eq!(
         d.health()["filesIndexed"],
         3,

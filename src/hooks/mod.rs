@@ -788,7 +788,7 @@ async fn next_body(
             None => offer::body(offer),
         }
     } else {
-        offer::batch_body(batch.offers)
+        batch.into_body()
     };
     let bytes = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
     Ok(Next::Deliver(bytes, last))

@@ -270,7 +270,7 @@ async fn try_batch<B>(
     };
     let loc = poll.moved_to(last)?;
     let retry = if batch.more { 0 } else { state.retry_after };
-    let mut r = ok_with(offer::batch_body(batch.offers), "application/json");
+    let mut r = ok_with(batch.into_body(), "application/json");
     r.headers_mut().insert(LOCATION, loc);
     r.headers_mut()
         .insert(RETRY_AFTER, HeaderValue::from(retry));
