@@ -85,6 +85,13 @@ pub(crate) struct FolderIndex {
     needs_rescan: tokio::sync::Notify,
     /// Notified by the writer after a commit that advanced an ack of this folder.
     acked: tokio::sync::Notify,
+    /// Bumped by the writer after every commit (and before the store is reopened): a
+    /// snapshot made under an older generation may miss a commit.
+    generation: AtomicU64,
+    /// The snapshot polls share ([`IndexReader::shared_snapshot`]) and its generation;
+    /// emptied by the writer after every commit, so it never outlives one (an old read
+    /// transaction would keep redb from reusing the pages that commits free).
+    shared: std::sync::Mutex<Option<(u64, Arc<Snapshot>)>>,
 }
 
 impl FolderIndex {
@@ -108,7 +115,21 @@ impl FolderIndex {
             last_stamp: AtomicI64::new(i64::MIN),
             needs_rescan: tokio::sync::Notify::new(),
             acked: tokio::sync::Notify::new(),
+            generation: AtomicU64::new(0),
+            shared: std::sync::Mutex::new(None),
         }
+    }
+
+    /// The shared snapshot may miss what was just committed: drop it. The writer calls
+    /// this after each commit, before it publishes the new counts.
+    fn forget_snapshot(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        let old = self
+            .shared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        drop(old);
     }
 
     fn offers(&self) -> TableDefinition<'_, i64, OfferValue> {
@@ -1028,7 +1049,7 @@ impl Writer {
     /// index, so the full scan requested on recovery finds them all again. Cursor
     /// reservations are refused (the poll answers 503). Returns on recovery or `Stop`.
     fn recover(&mut self, rx: &mut mpsc::Receiver<(usize, WriteOp)>) -> Flow {
-        if let Err(e) = self.store.reopen() {
+        if let Err(e) = self.reopen() {
             tracing::warn!(error = %e, "cannot reopen the index; polls answer 503 until it opens");
         }
         let mut dropped = 0u64;
@@ -1064,7 +1085,7 @@ impl Writer {
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, retry_s = self.retry.as_secs(), "the index still cannot be written");
-                        if let Err(e) = self.store.reopen() {
+                        if let Err(e) = self.reopen() {
                             tracing::debug!(error = %e, "cannot reopen the index");
                         }
                         next = Instant::now() + self.retry;
@@ -1079,10 +1100,19 @@ impl Writer {
     /// success also refreshes the counters from the store.
     fn probe(&self) -> Result<(), IndexError> {
         if self.store.db().is_err() {
-            self.store.reopen()?;
+            self.reopen()?;
         }
         self.commit(&[], Stamp::MIN)?;
         Ok(())
+    }
+
+    /// Reopens the store, after dropping the shared snapshots (each holds a read
+    /// transaction of the old database, which would keep it from closing).
+    fn reopen(&self) -> Result<(), IndexError> {
+        for folder in self.folders.iter() {
+            folder.forget_snapshot();
+        }
+        self.store.reopen()
     }
 
     /// Applies one batch in one transaction. Returns how many versions got a stamp.
@@ -1149,6 +1179,9 @@ impl Writer {
             (counts, floor)
         };
         txn.commit().ctx("commit")?;
+        for folder in self.folders.iter() {
+            folder.forget_snapshot();
+        }
         // Publish only after the commit: a poll never sees a stamp that is not durable.
         for (folder, (count, folder_last, acked)) in self.folders.iter().zip(&counts) {
             folder.publish(*count, *folder_last);
@@ -1187,6 +1220,12 @@ pub struct Snapshot {
     still_open: Option<ReadOnlyTable<i64, ()>>,
     /// `None` for an index that never had the table (it reads as empty).
     acks: Option<ReadOnlyTable<&'static str, i64>>,
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot").finish_non_exhaustive()
+    }
 }
 
 impl IndexReader {
@@ -1242,6 +1281,42 @@ impl IndexReader {
     /// # Errors
     /// [`IndexError::Store`] when the store cannot be read.
     pub fn snapshot(&self) -> Result<Snapshot, IndexError> {
+        self.new_snapshot()
+    }
+
+    /// A snapshot as [`IndexReader::snapshot`], shared by the polls that come before
+    /// the next commit: beginning a read transaction and opening its four tables cost
+    /// about 9% of a poll's CPU (redb checks each table's type by name on every open).
+    /// It always holds every commit published before the call (the writer empties the
+    /// share before it publishes). For short reads only: polls, batches, the wait.
+    ///
+    /// # Errors
+    /// [`IndexError::Store`] when the store cannot be read.
+    pub fn shared_snapshot(&self) -> Result<Arc<Snapshot>, IndexError> {
+        let lock = || {
+            self.folder
+                .shared
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        let generation = self.folder.generation.load(Ordering::SeqCst);
+        if let Some((g, snap)) = lock().as_ref() {
+            if *g == generation {
+                return Ok(Arc::clone(snap));
+            }
+        }
+        let snap = Arc::new(self.new_snapshot()?);
+        let mut shared = lock();
+        // Shared only if no commit came since the generation was read: else it may be
+        // older than that commit (the writer bumps the generation before it empties
+        // the share, both before it publishes).
+        if self.folder.generation.load(Ordering::SeqCst) == generation {
+            *shared = Some((generation, Arc::clone(&snap)));
+        }
+        Ok(snap)
+    }
+
+    fn new_snapshot(&self) -> Result<Snapshot, IndexError> {
         let txn = self.store.db()?.begin_read().ctx("begin read")?;
         let folder = &self.folder;
         Ok(Snapshot {
@@ -1912,6 +1987,38 @@ mod tests {
         })
         .unwrap();
         assert_eq!(after, vec![b.stamp]);
+    }
+
+    /// Polls share one snapshot until the next commit: a commit that lands while one is
+    /// shared is seen by the next call, and the snapshot shared before it is not kept.
+    #[tokio::test]
+    async fn the_shared_snapshot_never_outlives_a_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::open(dir.path(), Arc::new(SystemClock)).unwrap();
+        let (w, _join) = index.start_writer(16).unwrap();
+        let r = index.reader();
+        let first_of = |snap: &Snapshot| {
+            snap.first_after(Stamp::MIN, 10, |_| Some(()))
+                .unwrap()
+                .map(|f| String::from_utf8(f.version.rel).unwrap())
+        };
+        let empty = r.shared_snapshot().unwrap();
+        assert_eq!(first_of(&empty), None);
+        assert!(
+            Arc::ptr_eq(&empty, &r.shared_snapshot().unwrap()),
+            "no commit in between: the same snapshot"
+        );
+        apply(&w, vec![WriteOp::Upsert(version("a", 1))]).await;
+        let after = r.shared_snapshot().unwrap();
+        assert!(!Arc::ptr_eq(&empty, &after));
+        assert_eq!(first_of(&after).as_deref(), Some("a"));
+        assert_eq!(first_of(&empty), None, "an old holder keeps its own view");
+        drop(empty);
+        assert_eq!(
+            Arc::strong_count(&after),
+            2,
+            "the share and this caller hold it; the one before the commit is gone"
+        );
     }
 
     #[tokio::test]

@@ -75,7 +75,7 @@ pub fn next_after(
     cursor: Stamp,
     max_content: u64,
 ) -> Result<Option<Offer>, IndexError> {
-    let snapshot = reader.snapshot()?;
+    let snapshot = reader.shared_snapshot()?;
     Ok(snapshot
         .first_after(cursor, MAX_SKIP, |v| {
             match check(&Dir::path(root), v, max_content, Wait::Allowed) {
@@ -151,7 +151,7 @@ pub fn try_next_after(
     cursor: Stamp,
     max_content: u64,
 ) -> Result<Attempt, IndexError> {
-    let snapshot = reader.snapshot()?;
+    let snapshot = reader.shared_snapshot()?;
     let found = snapshot.first_after(cursor, MAX_SKIP, |v| {
         match check(&Dir::path(root), v, max_content, Wait::Never) {
             Checked::Use(content) => Some(Some(content)),
@@ -460,7 +460,7 @@ pub(crate) fn batch_after_matching(
     matches: impl Fn(&[u8]) -> bool,
 ) -> Result<Batch, IndexError> {
     use std::ops::ControlFlow::{Break, Continue};
-    let snapshot = reader.snapshot()?;
+    let snapshot = reader.shared_snapshot()?;
     let dir = Dir::series(root);
     let mut offers: Vec<(Offer, Option<String>)> = Vec::new();
     let mut heads: Vec<String> = Vec::new();
