@@ -232,7 +232,19 @@ impl Daemon {
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         adjust(&mut cmd);
-        let mut child = cmd.spawn().unwrap();
+        // A copy of the binary just written (`start_as`) can be "busy" for a moment: a
+        // test on another thread that forks meanwhile inherits the copy's write
+        // descriptor until its exec. Retried, as the standard library's users do.
+        let mut tries = 0;
+        let mut child = loop {
+            match cmd.spawn() {
+                Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 100 => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                r => break r.unwrap(),
+            }
+        };
         let log = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = std::sync::mpsc::channel();
         let stderr = child.stderr.take().unwrap();
