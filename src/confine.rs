@@ -48,7 +48,39 @@ const FILE: OFlags = OFlags::RDONLY
 /// The OS error (`ELOOP`/`ENOTDIR`/`EXDEV` for a link on the way), or `InvalidInput` for
 /// a path that tries to climb out.
 pub fn open_beneath(root: &Path, rel: &[u8]) -> io::Result<File> {
+    if HAVE_OPENAT2.load(Ordering::Relaxed) && valid(rel) {
+        match open_whole(root, rel, ResolveFlags::empty()) {
+            Ok(fd) => return Ok(File::from(fd)),
+            // A link on the way (perhaps above the root), or a rename raced the
+            // resolution: the two-step open decides.
+            Err(Errno::LOOP | Errno::AGAIN) => {}
+            Err(Errno::NOSYS | Errno::PERM) => HAVE_OPENAT2.store(false, Ordering::Relaxed),
+            Err(e) => return Err(e.into()),
+        }
+    }
     Root::new(root)?.open(rel)
+}
+
+/// Whether `rel` is a relative path without empty, `.` or `..` components.
+fn valid(rel: &[u8]) -> bool {
+    !rel.is_empty()
+        && !rel
+            .split(|b| *b == b'/')
+            .any(|p| p.is_empty() || p == b"." || p == b"..")
+}
+
+/// `root/rel` opened in one resolution with `NO_SYMLINKS` (and `extra`): without a link
+/// anywhere and with no `..` in `rel` (see [`valid`]), what it reaches lies beneath
+/// `root`, as `RESOLVE_BENEATH` from the root's descriptor would ensure, at one open and
+/// one close less. `ELOOP` for a link anywhere on the way, also above the root, which the
+/// root's own open may follow: the caller then opens in two steps.
+fn open_whole(root: &Path, rel: &[u8], extra: ResolveFlags) -> Result<OwnedFd, Errno> {
+    let mut full = Vec::with_capacity(root.as_os_str().len() + 1 + rel.len());
+    full.extend_from_slice(root.as_os_str().as_bytes());
+    full.push(b'/');
+    full.extend_from_slice(rel);
+    let how = ResolveFlags::NO_SYMLINKS | extra;
+    openat2(CWD, OsStr::from_bytes(&full), FILE, Mode::empty(), how)
 }
 
 /// The watched directory, opened once (`O_PATH`) for several files in a row: a batch, a
@@ -74,11 +106,7 @@ impl Root {
     /// # Errors
     /// As [`open_beneath`].
     pub fn open(&self, rel: &[u8]) -> io::Result<File> {
-        if rel.is_empty()
-            || rel
-                .split(|b| *b == b'/')
-                .any(|p| p.is_empty() || p == b"." || p == b"..")
-        {
+        if !valid(rel) {
             return Err(io::Error::from(io::ErrorKind::InvalidInput));
         }
         if HAVE_OPENAT2.load(Ordering::Relaxed) {
@@ -108,10 +136,7 @@ pub fn open_beneath_cached(root: &Path, rel: &[u8]) -> io::Result<Option<File>> 
     if !HAVE_OPENAT2.load(Ordering::Relaxed) || !HAVE_CACHED.load(Ordering::Relaxed) {
         return Ok(None);
     }
-    if rel
-        .split(|b| *b == b'/')
-        .any(|p| p.is_empty() || p == b"." || p == b"..")
-    {
+    if !valid(rel) {
         return Err(io::Error::from(io::ErrorKind::InvalidInput));
     }
     let unsupported = |e: Errno| -> io::Result<Option<File>> {
@@ -130,17 +155,8 @@ pub fn open_beneath_cached(root: &Path, rel: &[u8]) -> io::Result<Option<File>> 
             e => Err(e.into()),
         }
     };
-    // First the whole path in one resolution: without a link anywhere (`NO_SYMLINKS`)
-    // and with no `..` in `rel`, what it reaches lies beneath `root`, as `BENEATH` from
-    // the root's descriptor would ensure, at one open and one close less per poll. A link
-    // on the way (`ELOOP`) may be one above the root, which the root's own open follows:
-    // the two-step open below decides then.
-    let mut full = Vec::with_capacity(root.as_os_str().len() + 1 + rel.len());
-    full.extend_from_slice(root.as_os_str().as_bytes());
-    full.push(b'/');
-    full.extend_from_slice(rel);
-    let how = ResolveFlags::NO_SYMLINKS | ResolveFlags::CACHED;
-    match openat2(CWD, OsStr::from_bytes(&full), FILE, Mode::empty(), how) {
+    // First the whole path in one resolution ([`open_whole`]); on a link, in two steps.
+    match open_whole(root, rel, ResolveFlags::CACHED) {
         Ok(fd) => return Ok(Some(File::from(fd))),
         Err(Errno::LOOP) => {}
         Err(e) => return unsupported(e),
