@@ -947,6 +947,22 @@ impl WriterHandle {
         self.reserve(Stamp::MIN).await
     }
 
+    /// Queues a change and returns once it is queued, with a receiver that answers once
+    /// it is committed (with the commit's error when that failed): for a caller that goes
+    /// on meanwhile and lets the writer group its changes into one transaction.
+    ///
+    /// # Errors
+    /// [`IndexError::WriterGone`].
+    pub(crate) async fn send_committed(
+        &self,
+        op: WriteOp,
+    ) -> Result<oneshot::Receiver<Result<(), IndexError>>, IndexError> {
+        self.send(op).await?;
+        let (reply, rx) = oneshot::channel();
+        self.send(WriteOp::Reserve(Stamp::MIN, reply)).await?;
+        Ok(rx)
+    }
+
     /// Makes cursors up to `upto` durable; returns once committed.
     ///
     /// # Errors

@@ -459,9 +459,49 @@ pub(crate) fn batch_after_matching(
     link: impl Fn(Stamp, &FileVersion) -> Option<String>,
     matches: impl Fn(&[u8]) -> bool,
 ) -> Result<Batch, IndexError> {
+    let batch = batch_after_waiting(reader, root, cursor, limits, link, matches, Wait::Allowed)?;
+    // Only `Wait::Never` gives up on a file.
+    #[allow(clippy::expect_used)]
+    Ok(batch.expect("a batch that may wait on the disk always comes to an end"))
+}
+
+/// [`batch_after_matching`] for an async worker, as [`try_next_after`] is for
+/// [`next_after`]: each file's open, stat and small read only from the kernel's caches.
+/// `None`: a file on the way is not cached; ask [`batch_after_matching`], off the async
+/// workers. Call it only for a folder on a local file system.
+///
+/// # Errors
+/// [`IndexError`] when the index cannot be read.
+pub(crate) fn try_batch_after_matching(
+    reader: &IndexReader,
+    root: &Path,
+    cursor: Stamp,
+    limits: BatchLimits,
+    link: impl Fn(Stamp, &FileVersion) -> Option<String>,
+    matches: impl Fn(&[u8]) -> bool,
+) -> Result<Option<Batch>, IndexError> {
+    batch_after_waiting(reader, root, cursor, limits, link, matches, Wait::Never)
+}
+
+/// [`batch_after_matching`], waiting on the disk or not (`None` then, when it would have
+/// to).
+fn batch_after_waiting(
+    reader: &IndexReader,
+    root: &Path,
+    cursor: Stamp,
+    limits: BatchLimits,
+    link: impl Fn(Stamp, &FileVersion) -> Option<String>,
+    matches: impl Fn(&[u8]) -> bool,
+    wait: Wait,
+) -> Result<Option<Batch>, IndexError> {
     use std::ops::ControlFlow::{Break, Continue};
     let snapshot = reader.shared_snapshot()?;
-    let dir = Dir::series(root);
+    // From the caches only, nothing is opened ahead (the root's open could wait).
+    let dir = match wait {
+        Wait::Allowed => Dir::series(root),
+        Wait::Never => Dir::path(root),
+    };
+    let mut would_wait = false;
     let mut offers: Vec<(Offer, Option<String>)> = Vec::new();
     let mut heads: Vec<String> = Vec::new();
     let mut used = 2u64; // the brackets
@@ -487,11 +527,17 @@ pub(crate) fn batch_after_matching(
             still_open: e.still_open,
         };
         let comma = u64::from(!offers.is_empty());
+        // `None`: cannot tell without waiting on the disk.
         let live = |v: &FileVersion| {
-            !matches!(
-                same_version(dir.open(&v.rel), v),
-                OnDisk::Gone | OnDisk::Changed
-            )
+            let on_disk = match wait {
+                Wait::Allowed => same_version(dir.open(&v.rel), v),
+                Wait::Never => match crate::confine::open_beneath_cached(root, &v.rel) {
+                    Ok(Some(f)) => same_version(Ok(f), v),
+                    Ok(None) => return None,
+                    Err(e) => same_version(Err(e), v),
+                },
+            };
+            Some(!matches!(on_disk, OnDisk::Gone | OnDisk::Changed))
         };
         if !limits.inline {
             let l = link(offer.stamp, &offer.version);
@@ -501,10 +547,17 @@ pub(crate) fn batch_after_matching(
                 more = true;
                 return Break(());
             }
-            walked = Some(stamp);
-            if !live(&offer.version) {
-                skipped += 1;
-                return Continue(());
+            match live(&offer.version) {
+                None => {
+                    would_wait = true;
+                    return Break(());
+                }
+                Some(false) => {
+                    walked = Some(stamp);
+                    skipped += 1;
+                    return Continue(());
+                }
+                Some(true) => walked = Some(stamp),
             }
             used += comma + len;
             offers.push((offer, l));
@@ -533,11 +586,18 @@ pub(crate) fn batch_after_matching(
             more = true;
             return Break(());
         }
-        walked = Some(stamp);
         if alone_too_big {
-            if !live(&offer.version) {
-                skipped += 1;
-                return Continue(());
+            match live(&offer.version) {
+                None => {
+                    would_wait = true;
+                    return Break(());
+                }
+                Some(false) => {
+                    walked = Some(stamp);
+                    skipped += 1;
+                    return Continue(());
+                }
+                Some(true) => walked = Some(stamp),
             }
             offer.content = Content::Omitted(format!(
                 "the file has {size} bytes, {} as base64: more than one batch answer may \
@@ -547,11 +607,19 @@ pub(crate) fn batch_after_matching(
                 limits.budget
             ));
         } else {
-            match open_checked(&dir, &offer.version, limits.max_content) {
-                Some(c) => offer.content = c,
-                None => {
+            match check(&dir, &offer.version, limits.max_content, wait) {
+                Checked::Use(c) => {
+                    walked = Some(stamp);
+                    offer.content = c;
+                }
+                Checked::Skip => {
+                    walked = Some(stamp);
                     skipped += 1;
                     return Continue(());
+                }
+                Checked::WouldWait => {
+                    would_wait = true;
+                    return Break(());
                 }
             }
         }
@@ -566,12 +634,15 @@ pub(crate) fn batch_after_matching(
         heads.push(h);
         Continue(())
     })?;
-    Ok(Batch {
+    if would_wait {
+        return Ok(None);
+    }
+    Ok(Some(Batch {
         offers,
         more,
         walked,
         heads,
-    })
+    }))
 }
 
 /// One page of ListFiles.

@@ -6,7 +6,8 @@
 //! subscription's position (`acks`: `subscription/ID` while active, renamed
 //! `paused-subscription/ID` while paused, removed on unsubscribe), one delivery task per
 //! active subscription and per wait (one call in flight each, in stamp order, the position
-//! moved only after a `2xx`, durably), backoff with jitter honouring `Retry-After`, pausing
+//! moved only after a `2xx`, committed without holding up the next call, at most
+//! [`UNCOMMITTED_MAX`] calls ahead of the commit), backoff with jitter honouring `Retry-After`, pausing
 //! after `webhook.pause_after_s` of failure, and restarting everything from the index.
 //! Does not own: checking callback URLs and sending (`deliver`), the HTTP routes and their
 //! JSON errors (`routes::hooks`), what a body holds (`offer`), or the clean-up that reads
@@ -40,6 +41,12 @@ pub(crate) use wait::WaitRequest;
 const IDLE: Duration = Duration::from_millis(100);
 /// The first wait after a failure; it doubles up to `webhook.max_backoff_s`.
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+/// How many calls of one subscription may be delivered (`2xx`) or in flight while their
+/// position is not known to be committed: the next call does not wait for the commit of
+/// the last one's position (commits go on meanwhile, one at a time, each with every
+/// position reached so far). So after a `kill -9` at most this many calls are sent again
+/// (README, webhooks); a call waits for a commit only when this many are outstanding.
+pub(crate) const UNCOMMITTED_MAX: usize = 16;
 /// `lag` counts at most this many waiting files.
 pub(crate) const LAG_CAP: u64 = 10_000;
 const NANOS: i64 = 1_000_000_000;
@@ -750,29 +757,53 @@ async fn next_body(
         max_content: folder.max_content,
         inline: record.inline,
     };
-    let reader = folder.reader.clone();
-    let root = folder.root.clone();
-    let base = record.base.clone();
-    let name = folder.name.clone();
     let inline = record.inline;
-    let glob = glob.cloned();
-    let batch = tokio::task::spawn_blocking(move || {
-        offer::batch_after_matching(
-            &reader,
-            &root,
+    // On a local folder, first on this worker from the kernel's caches (no hand-off to
+    // the blocking pool), as a poll does; else, or when a file is not cached, blocking.
+    let cached = if folder.local {
+        offer::try_batch_after_matching(
+            &folder.reader,
+            &folder.root,
             position,
             limits,
             |s, v| {
                 (!inline)
-                    .then(|| crate::routes::content_link(&base, &name, s, v))
+                    .then(|| crate::routes::content_link(&record.base, &folder.name, s, v))
                     .flatten()
             },
-            |rel| glob.as_ref().is_none_or(|g| g.matches(rel)),
+            |rel| glob.is_none_or(|g| g.matches(rel)),
         )
-    })
-    .await
-    .map_err(|e| e.to_string())?
-    .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())?
+    } else {
+        None
+    };
+    let batch = match cached {
+        Some(batch) => batch,
+        None => {
+            let reader = folder.reader.clone();
+            let root = folder.root.clone();
+            let base = record.base.clone();
+            let name = folder.name.clone();
+            let glob = glob.cloned();
+            tokio::task::spawn_blocking(move || {
+                offer::batch_after_matching(
+                    &reader,
+                    &root,
+                    position,
+                    limits,
+                    |s, v| {
+                        (!inline)
+                            .then(|| crate::routes::content_link(&base, &name, s, v))
+                            .flatten()
+                    },
+                    |rel| glob.as_ref().is_none_or(|g| g.matches(rel)),
+                )
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?
+        }
+    };
     let Some(last) = batch.offers.last().map(|(o, _)| o.stamp) else {
         return Ok(match batch.walked {
             Some(w) if w > position => Next::Skip(w),
@@ -819,47 +850,74 @@ async fn deliver_loop(
         .map(Arc::new);
     let key = ack_key(&id, false);
     let mut backoff = Backoff::new(Duration::from_secs(shared.settings.max_backoff_s));
-    loop {
+    let mut uncommitted = Uncommitted::default();
+    // The next call's body, built while the last call was in flight, and the position it
+    // was built after (used only if the position is still that).
+    let mut built: Option<(Stamp, Next)> = None;
+    'run: loop {
+        uncommitted.settle(&folder, &key, usize::MAX).await;
         if token.is_cancelled() {
-            return;
+            break 'run;
         }
         let position = lock(&status).position;
-        if !folder.reader.maybe_after(position) {
-            if !sleep_or_cancel(IDLE, &token).await {
-                return;
-            }
-            continue;
-        }
-        let next = match next_body(&shared, &folder, &record, glob.as_ref(), position).await {
-            Ok(n) => n,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot build the next delivery; retrying");
-                if !sleep_or_cancel(Duration::from_secs(1), &token).await {
-                    return;
+        let next = match built.take() {
+            Some((after, next)) if after == position => next,
+            _ => {
+                if !folder.reader.maybe_after(position) {
+                    // Idle: everything delivered is committed first.
+                    uncommitted.settle(&folder, &key, 1).await;
+                    if !sleep_or_cancel(IDLE, &token).await {
+                        break 'run;
+                    }
+                    continue;
                 }
-                continue;
+                match next_body(&shared, &folder, &record, glob.as_ref(), position).await {
+                    Ok(n) => n,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot build the next delivery; retrying");
+                        if !sleep_or_cancel(Duration::from_secs(1), &token).await {
+                            break 'run;
+                        }
+                        continue;
+                    }
+                }
             }
         };
         let (body, last) = match next {
             Next::Nothing => {
+                uncommitted.settle(&folder, &key, 1).await;
                 if !sleep_or_cancel(IDLE, &token).await {
-                    return;
+                    break 'run;
                 }
                 continue;
             }
             Next::Skip(to) => {
-                advance(&folder, &key, &status, to).await;
+                advance(&folder, &key, &status, to, false, &mut uncommitted).await;
                 continue;
             }
             Next::Deliver(body, last) => (body, last),
         };
-        let outcome = tokio::select! {
-            _ = token.cancelled() => return,
-            o = shared.outbound.post(&callback, body, Some(last)) => o,
+        // Not more than UNCOMMITTED_MAX calls delivered ahead of the committed position.
+        uncommitted.settle(&folder, &key, UNCOMMITTED_MAX).await;
+        // The next body is built while this call is in flight (and dropped if it fails).
+        let ahead = async {
+            if folder.reader.maybe_after(last) {
+                next_body(&shared, &folder, &record, glob.as_ref(), last)
+                    .await
+                    .ok()
+            } else {
+                None
+            }
+        };
+        let (outcome, ahead) = tokio::select! {
+            _ = token.cancelled() => break 'run,
+            both = async {
+                tokio::join!(shared.outbound.post(&callback, body, Some(last)), ahead)
+            } => both,
         };
         if token.is_cancelled() {
             // Unsubscribed or shutting down meanwhile: the ack must not outlive it.
-            return;
+            break 'run;
         }
         match outcome {
             Outcome::Delivered => {
@@ -872,7 +930,10 @@ async fn deliver_loop(
                     s.state = State::Active;
                     was
                 };
-                advance(&folder, &key, &status, last).await;
+                advance(&folder, &key, &status, last, true, &mut uncommitted).await;
+                built = ahead
+                    .filter(|n| !matches!(n, Next::Nothing))
+                    .map(|n| (last, n));
                 if was_failing {
                     record.failing_since = None;
                     record.last_error = None;
@@ -897,31 +958,119 @@ async fn deliver_loop(
                     save(&shared, &id, &record).await;
                 }
                 if now.0.saturating_sub(since.0) >= shared.pause_after() {
+                    // Before the pause moves the position to its paused key.
+                    uncommitted.flush(&folder, &key).await;
                     pause(&shared, &folder, &id, &mut record, &status, &f.why).await;
-                    return;
+                    break 'run;
                 }
                 let wait = backoff.wait(f.retry_after, f.slow);
                 if !sleep_or_cancel(wait, &token).await {
+                    break 'run;
+                }
+            }
+        }
+    }
+    // Ending (unsubscribe, shutdown): what waits goes to the writer before whatever ends
+    // the task writes next (an unsubscribe's `Unack`).
+    uncommitted.flush(&folder, &key).await;
+}
+
+/// A subscription's position on its way to the index: one commit at a time is asked for;
+/// positions reached meanwhile wait and go together in the next one (so the writer is
+/// woken once per commit, not once per call).
+#[derive(Default)]
+struct Uncommitted {
+    /// The position sent, the answer of its commit, and how many calls it covers.
+    sent: Option<(Committed, usize)>,
+    /// The latest position not sent yet, and how many calls it covers.
+    waiting: Option<(Stamp, usize)>,
+}
+
+type Committed = tokio::sync::oneshot::Receiver<Result<(), IndexError>>;
+
+impl Uncommitted {
+    /// How many calls moved the position past what is known to be committed.
+    fn calls(&self) -> usize {
+        self.sent.as_ref().map_or(0, |s| s.1) + self.waiting.map_or(0, |w| w.1)
+    }
+
+    /// Takes note of a move to `to` (by a call when `call`), and sends it if no commit is
+    /// awaited.
+    async fn moved(&mut self, folder: &Folder, key: &str, to: Stamp, call: bool) {
+        let calls = self.waiting.map_or(0, |w| w.1) + usize::from(call);
+        self.waiting = Some((to, calls));
+        self.settle(folder, key, usize::MAX).await;
+    }
+
+    /// Forgets a commit that is done, sends what waits, and waits for commits while
+    /// `max` or more calls are not known to be committed. A failed commit is logged: its
+    /// position is in memory only, and the files up to it may be delivered again after
+    /// a restart (the next commit of a later position makes up for it).
+    async fn settle(&mut self, folder: &Folder, key: &str, max: usize) {
+        use tokio::sync::oneshot::error::TryRecvError;
+        loop {
+            let full = self.calls() >= max;
+            if let Some((committed, _)) = self.sent.as_mut() {
+                let answer = if full {
+                    committed.await.map_err(|_| IndexError::WriterGone)
+                } else {
+                    match committed.try_recv() {
+                        Ok(r) => Ok(r),
+                        Err(TryRecvError::Empty) => return,
+                        Err(TryRecvError::Closed) => Err(IndexError::WriterGone),
+                    }
+                };
+                self.sent = None;
+                if let Err(e) = answer.and_then(|r| r) {
+                    tracing::warn!(error = %e, "cannot record the position");
+                }
+            }
+            let Some((to, calls)) = self.waiting.take() else {
+                return;
+            };
+            match folder
+                .writer
+                .send_committed(WriteOp::Ack {
+                    key: key.to_string(),
+                    stamp: to,
+                })
+                .await
+            {
+                Ok(committed) => self.sent = Some((committed, calls)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot record the position");
                     return;
                 }
             }
         }
     }
+
+    /// Sends what waits without waiting for anything (the task is ending: the writer
+    /// gets it before whatever ends the task writes next).
+    async fn flush(&mut self, folder: &Folder, key: &str) {
+        if let Some((to, _)) = self.waiting.take() {
+            let ack = WriteOp::Ack {
+                key: key.to_string(),
+                stamp: to,
+            };
+            if let Err(e) = folder.writer.send(ack).await {
+                tracing::warn!(error = %e, "cannot record the position");
+            }
+        }
+    }
 }
 
-/// Moves the position to `to`, durably (a failed write is logged: the file may be
-/// delivered again after a restart, which its stamp lets the receiver notice).
-async fn advance(folder: &Folder, key: &str, status: &Mutex<Status>, to: Stamp) {
-    if let Err(e) = folder
-        .writer
-        .apply(WriteOp::Ack {
-            key: key.to_string(),
-            stamp: to,
-        })
-        .await
-    {
-        tracing::warn!(error = %e, "cannot record the position");
-    }
+/// Moves the position to `to` at once in memory, and on its way to the index
+/// ([`Uncommitted`]); `call` when a delivered call moved it.
+async fn advance(
+    folder: &Folder,
+    key: &str,
+    status: &Mutex<Status>,
+    to: Stamp,
+    call: bool,
+    uncommitted: &mut Uncommitted,
+) {
+    uncommitted.moved(folder, key, to, call).await;
     let mut s = lock(status);
     s.position = s.position.max(to);
 }
