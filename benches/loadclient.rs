@@ -35,7 +35,9 @@
 //!   `/count`) has grown by N, unsubscribes, and prints deliveries per second from the
 //!   subscribe. With N = 0 it subscribes and unsubscribes at once: the position is kept,
 //!   so the files indexed meanwhile are delivered on the next subscribe (the timed one);
-//! - `pathbytes DIR`: the sum of the lengths of the relative paths of the files under DIR.
+//! - `pathbytes DIR`: the sum of the lengths of the relative paths of the files under DIR;
+//! - `redbstats FILE`: where the bytes of a redb file go (redb's statistics of the whole
+//!   file and of each table, read from a copy of FILE so the original is left as it is).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -70,6 +72,7 @@ fn main() {
         "batch" => batch(&a(1)),
         "hook" => hook(&a(1), &a(2), &a(3), n(4)),
         "pathbytes" => pathbytes(Path::new(&a(1))),
+        "redbstats" => redbstats(Path::new(&a(1))),
         other => Err(format!("unknown sub-command {other}").into()),
     };
     if let Err(e) = result {
@@ -579,5 +582,52 @@ fn pathbytes(dir: &Path) -> Res<()> {
     let prefix = dir.as_os_str().len() + 1;
     walk(dir, prefix, &mut files, &mut bytes)?;
     println!("{{\"files\":{files},\"path_bytes\":{bytes}}}");
+    Ok(())
+}
+
+fn redbstats(file: &Path) -> Res<()> {
+    use redb::{ReadableDatabase, ReadableTableMetadata, TableHandle};
+    let copy = std::env::temp_dir().join(format!("redbstats-{}.redb", std::process::id()));
+    std::fs::copy(file, &copy)?;
+    let result = (|| -> Res<String> {
+        let db = redb::Database::open(&copy)?;
+        let txn = db.begin_write()?;
+        let s = txn.stats()?;
+        let mut out = format!(
+            "{{\"file_bytes\":{},\"page_size\":{},\"allocated_pages\":{},\"leaf_pages\":{},\"branch_pages\":{},\"stored_leaf_bytes\":{},\"metadata_bytes\":{},\"fragmented_bytes\":{},\"tables\":{{",
+            std::fs::metadata(file)?.len(),
+            s.page_size(),
+            s.allocated_pages(),
+            s.leaf_pages(),
+            s.branch_pages(),
+            s.stored_bytes(),
+            s.metadata_bytes(),
+            s.fragmented_bytes()
+        );
+        txn.abort()?;
+        let read = db.begin_read()?;
+        let mut first = true;
+        for h in read.list_tables()? {
+            let t = read.open_untyped_table(h.clone())?;
+            let ts = t.stats()?;
+            out.push_str(&format!(
+                "{}\"{}\":{{\"len\":{},\"height\":{},\"leaf_pages\":{},\"branch_pages\":{},\"stored_leaf_bytes\":{},\"metadata_bytes\":{},\"fragmented_bytes\":{}}}",
+                if first { "" } else { "," },
+                h.name(),
+                t.len()?,
+                ts.tree_height(),
+                ts.leaf_pages(),
+                ts.branch_pages(),
+                ts.stored_bytes(),
+                ts.metadata_bytes(),
+                ts.fragmented_bytes()
+            ));
+            first = false;
+        }
+        out.push_str("}}");
+        Ok(out)
+    })();
+    let _ = std::fs::remove_file(&copy);
+    println!("{}", result?);
     Ok(())
 }

@@ -323,7 +323,13 @@ pub async fn start(
     if !matches!(joined, Ok(Ok(()))) {
         failure.get_or_insert_with(|| "the index writer panicked".into());
     }
-    drop(index);
+    // Off the runtime: tightening a large index that a first scan grew takes seconds.
+    if tokio::task::spawn_blocking(move || index.close())
+        .await
+        .is_err()
+    {
+        failure.get_or_insert_with(|| "closing the index panicked".into());
+    }
     tracing::info!("stopped");
     match failure {
         Some(f) => Err(Error::Internal(f)),
