@@ -121,6 +121,9 @@ stop_daemon() {
     wait "$DAEMON_PID" 2>/dev/null || true
     DAEMON_PID=""
 }
+# The index file's size while the daemon that indexed the tree still runs (the close
+# tightens it: the `index.N` row is the closed file).
+live_size() { record "index.live.$1" "{\"file_bytes\":$(stat -c %s "$2")}"; }
 peak_rss_kib() { awk '/VmHWM/ {print $2}' "/proc/$DAEMON_PID/status"; }
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$DAEMON_PID/status"; }
 wrk_rps() {
@@ -176,6 +179,7 @@ want scan && for n in $SIZES; do
         record "ready.fresh.$n" "$("$CLIENT" ready "$BASE/healthz" "$T0" 900)"
         if [ "$r" = 1 ]; then
             record "indexed.$n" "$("$CLIENT" indexed "$BASE/healthz" "$n" 1800)"
+            live_size "$n" "$SCRATCH/state$n/index.redb"
             record "rss.fresh.$n" "{\"peak_kib\":$(peak_rss_kib),\"now_kib\":$(rss_kib)}"
             stop_daemon
             cp -a "$SCRATCH/state$n" "$SCRATCH/state$n.full"
@@ -228,6 +232,7 @@ want index && for n in $SIZES; do
         start_daemon "$SCRATCH/tree$n" "$SCRATCH/state$n.full"
         "$CLIENT" ready "$BASE/healthz" "$T0" 900 >/dev/null
         "$CLIENT" indexed "$BASE/healthz" "$n" 1800 >/dev/null
+        live_size "$n" "$SCRATCH/state$n.full/index.redb"
         stop_daemon
     }
     db=$SCRATCH/state$n.full/index.redb

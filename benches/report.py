@@ -102,8 +102,10 @@ row(f"webhook deliveries to a local receiver ({n(med('hook.daemon', 'count'))} f
     n(r, " ×", 2), "≥ 0.5 ×", r is not None and r >= 0.5)
 idx = by.get(f"index.{biggest}", [None])[0]
 per_file = idx and idx["file_bytes"] / idx["files"]
-row(f"index size on disk per file at {size_name(biggest)} files",
-    n(per_file, " B/file") + (f" (`index.redb` {idx['file_bytes'] / 1e6:,.1f} MB)" if idx else ""),
+live = by.get(f"index.live.{biggest}", [None])[0]
+row(f"index size on disk per file at {size_name(biggest)} files (after a clean stop)",
+    n(per_file, " B/file") + (f" (`index.redb` {idx['file_bytes'] / 1e6:,.1f} MB)" if idx else "")
+    + (f"; {live['file_bytes'] / idx['files']:,.0f} B/file while running, before the close" if idx and live else ""),
     n(idx and idx["path_bytes"] / idx["files"], " B/file (relative path lengths)", 1),
     n(idx and idx["file_bytes"] / idx["path_bytes"], " ×", 1), "≤ 150 B/file",
     per_file is not None and per_file <= 150)
