@@ -194,7 +194,11 @@ pub async fn start(
     let mut discoveries = tokio::task::JoinSet::new();
     let mut watch_handles = Vec::with_capacity(watching.len());
     let several = watching.len() > 1;
-    for (f, root, filter, reader, writer, health, watch_handle, watch_rx) in watching {
+    let shares = discover::SettlerShare::split(watching.len());
+    let scan_slots = discover::scan_slots();
+    for ((f, root, filter, reader, writer, health, watch_handle, watch_rx), share) in
+        watching.into_iter().zip(shares)
+    {
         let w = &f.watch;
         let poll = w.mode == config::WatchMode::Poll;
         let d = discover::Discover {
@@ -215,6 +219,8 @@ pub async fn start(
             writer,
             health,
             metrics: state.metrics.clone(),
+            share,
+            scan_slots: scan_slots.clone(),
         };
         let run = discover::run(
             d,

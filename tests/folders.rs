@@ -110,6 +110,53 @@ fn two_folders_each_offer_only_their_own_files_exactly_once_across_a_restart() {
     );
 }
 
+/// More folders than full scans may walk at once (at most eight) and more found files in
+/// one folder than its even part of the settler's cap: every folder's files, present
+/// before the start, are offered exactly once, and the daemon stops on SIGTERM.
+#[test]
+fn ten_folders_found_at_start_each_offer_all_their_files_exactly_once() {
+    let site = Site::new();
+    let others: Vec<Site> = (0..9).map(|_| Site::new()).collect();
+    let mut env = site.env(SETTLE);
+    let mut want: Vec<(String, Vec<String>)> = Vec::new();
+    let many: Vec<String> = (0..700).map(|i| format!("many/{i:04}.csv")).collect();
+    for rel in &many {
+        site.put(rel, rel.as_bytes());
+    }
+    want.push(("default".into(), many));
+    for (i, other) in others.iter().enumerate() {
+        let name = format!("f{i}");
+        env.push((
+            format!("FILETRIGGER__FOLDERS__{}__DIR", name.to_uppercase()),
+            other.inbox.display().to_string(),
+        ));
+        let files: Vec<String> = (0..20).map(|j| format!("{name}/{j}.txt")).collect();
+        for rel in &files {
+            other.put(rel, name.as_bytes());
+        }
+        want.push((name, files));
+    }
+    let d = Daemon::start(site.tmp.path(), &env);
+    for (name, files) in &want {
+        // From the start of time: a trigger's first poll without a state begins at now.
+        let mut p = Poller::at(format!(
+            "{}?triggerState=2000-01-01T00:00:00Z",
+            folder_trigger(&d, name)
+        ));
+        p.drain(files.len(), WAIT);
+        assert_exactly_once(&p.got, files);
+        assert!(
+            p.got
+                .iter()
+                .all(|g| g.content() == g.path.as_bytes() || g.content() == name.as_bytes()),
+            "folder {name} offered another folder's content"
+        );
+    }
+    wait_for("every folder ready", WAIT, || d.health()["status"] == "ok");
+    assert_eq!(d.health()["filesIndexed"], 700 + 9 * 20);
+    assert!(d.terminate().success());
+}
+
 #[test]
 fn watch_dir_empty_serves_named_folders_only() {
     let site = Site::new();
