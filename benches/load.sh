@@ -6,8 +6,8 @@
 #
 # It builds the daemon and the helpers (release profile), installs wrk if it is missing,
 # generates the trees under a scratch directory in /tmp (deleted at the end), runs every
-# measurement, and rewrites BENCHMARKS.md at the top of the clone. About 10-15 minutes on
-# 2 cores; it needs about 5 GB of free space in /tmp.
+# measurement, and rewrites BENCHMARKS.md at the top of the clone. About 20 minutes on
+# 2 cores; it needs about 9 GB of free space in /tmp.
 #
 # Knobs (environment): LOAD_RUNS (runs per measurement, median reported; default 3),
 # LOAD_SIZES (tree sizes for the scan timing; default "1000 100000 1000000"),
