@@ -42,7 +42,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, Notify, Semaphore};
+use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::{Id, JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
 
@@ -110,19 +110,56 @@ pub struct Discover {
     pub metrics: Arc<Metrics>,
     /// This folder's part of [`SETTLER_CAP`], shared with the other folders.
     pub share: SettlerShare,
-    /// How many full scans may walk at once, shared by every folder ([`scan_slots`]).
-    pub scan_slots: Arc<Semaphore>,
+    /// The threads full scans walk on, shared by every folder.
+    pub scan_pool: ScanPool,
 }
 
-/// The full scans that may walk at once across all folders: one per core (at least two).
+/// A full scan's walk, sent to the [`ScanPool`].
+type Walk = Box<dyn FnOnce() + Send>;
+
+/// The threads full scans walk on, shared by every folder: one per core, at least two.
 /// Eight folders of 125,000 files walked at once on two cores took longer than two at a
-/// time (8.6-9.0 s against 6.5-6.9 s to index all 1M) and held eight walks, their
-/// threads and their allocator arenas in memory. A new directory's scan
-/// (`Scan::Subtree`) does not wait for a slot.
-#[must_use]
-pub fn scan_slots() -> Arc<Semaphore> {
-    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
-    Arc::new(Semaphore::new(cores.clamp(2, 8)))
+/// time (8.6-9.0 s against 6.5-6.9 s to index all 1M) and held eight walks in memory;
+/// walks handed to tokio's blocking pool two at a time still spread over a dozen of its
+/// threads, and each thread's malloc arena kept what its walks had freed (a restart's peak
+/// RSS 50-66 MiB against 35 with one arena). A few threads of their own keep that to
+/// their arenas. A new directory's scan (`Scan::Subtree`) stays on the blocking pool and
+/// never waits for these.
+#[derive(Clone, Debug)]
+pub struct ScanPool {
+    tx: std::sync::mpsc::Sender<Walk>,
+}
+
+impl ScanPool {
+    /// Starts the pool's threads. A thread the OS refuses is logged and left out; with
+    /// none, full scans go to the blocking pool as before.
+    #[must_use]
+    pub fn start() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        let (tx, rx) = std::sync::mpsc::channel::<Walk>();
+        let rx = Arc::new(std::sync::Mutex::new(rx));
+        for i in 0..cores.clamp(2, 8) {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("scan-{i}"))
+                .spawn(move || loop {
+                    // Taken under the lock, run without it; a poisoned lock still hands
+                    // out walks (the walk itself never runs under it).
+                    let next = match rx.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(poisoned) => poisoned.into_inner().recv(),
+                    };
+                    match next {
+                        Ok(walk) => walk(),
+                        Err(_) => return,
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::warn!(error = %e, "cannot start a scan thread");
+            }
+        }
+        Self { tx }
+    }
 }
 
 /// What each folder's settler holds, seen by every folder, so that [`SETTLER_CAP`] bounds
@@ -296,22 +333,22 @@ impl State {
             let kind = scan.kind();
             let job = self.job.clone();
             let task = if kind == ScanKind::Full {
-                let slots = self.d.scan_slots.clone();
-                self.scans.spawn(async move {
-                    let cancel = job.cancel.clone();
-                    let slot = tokio::select! {
-                        () = cancel.cancelled() => return,
-                        // Never closed; if it were, the walk would only go without a limit.
-                        slot = slots.acquire_owned() => slot.ok(),
-                    };
-                    let walk = tokio::task::spawn_blocking(move || {
+                let (done_tx, done_rx) = oneshot::channel();
+                let walk: Walk = Box::new(move || {
+                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                         job.run(scan);
-                        drop(slot);
-                    });
-                    if let Err(e) = walk.await {
-                        if let Ok(panic) = e.try_into_panic() {
-                            std::panic::resume_unwind(panic);
-                        }
+                    }));
+                    let _ = done_tx.send(r);
+                });
+                if let Err(std::sync::mpsc::SendError(walk)) = self.d.scan_pool.tx.send(walk) {
+                    // No scan thread could be started: the blocking pool walks it.
+                    drop(tokio::task::spawn_blocking(walk));
+                }
+                self.scans.spawn(async move {
+                    // A panic in the walk ends this task the same way, so the schedule
+                    // hears of it (`on_scan_done`).
+                    if let Ok(Err(panic)) = done_rx.await {
+                        std::panic::resume_unwind(panic);
                     }
                 })
             } else {

@@ -195,7 +195,7 @@ pub async fn start(
     let mut watch_handles = Vec::with_capacity(watching.len());
     let several = watching.len() > 1;
     let shares = discover::SettlerShare::split(watching.len());
-    let scan_slots = discover::scan_slots();
+    let scan_pool = discover::ScanPool::start();
     for ((f, root, filter, reader, writer, health, watch_handle, watch_rx), share) in
         watching.into_iter().zip(shares)
     {
@@ -220,7 +220,7 @@ pub async fn start(
             health,
             metrics: state.metrics.clone(),
             share,
-            scan_slots: scan_slots.clone(),
+            scan_pool: scan_pool.clone(),
         };
         let run = discover::run(
             d,
